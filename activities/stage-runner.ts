@@ -1,0 +1,97 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { ArtifactRef, Metrics, StageInput, StageOutcome, StageActivity } from '../workflows/types';
+import { commitManifest, isNonRetryableStoreError, readCommittedManifest, type ArtifactStore } from './store';
+
+/** What a stage implementation sees: its input, the store, and ways to report progress. */
+export interface StageContext {
+  input: StageInput;
+  store: ArtifactStore;
+  /** Fires when the run is cancelled or the attempt times out; long loops check it. */
+  signal: AbortSignal;
+  attempt: number;
+  /** Records progress; it is sent with the next heartbeat (details are what `status` shows). */
+  progress(details: Record<string, unknown>): void;
+  /** `<outputPrefix><name>`: where an output named `name` is written. */
+  outputKey(name: string): string;
+}
+
+/** A stage's work: write outputs, return their refs and the metrics worth keeping. */
+export type StageImplementation = (ctx: StageContext) => Promise<{ outputs: Record<string, ArtifactRef>; metrics: Metrics }>;
+
+/** Errors a retry cannot fix say so with `nonRetryable = true` (data errors) or are store errors. */
+export function isNonRetryable(err: unknown): boolean {
+  return isNonRetryableStoreError(err) || (err as { nonRetryable?: unknown } | null)?.nonRetryable === true;
+}
+
+/**
+ * Wraps a stage implementation as a Temporal activity with the stage protocol around it:
+ * a retry of a committed stage returns the committed result (DESIGN invariant 3); heartbeats carry
+ * progress on a timer (invariant 5); the manifest is written last; errors are classified (invariant 6).
+ */
+export function defineStage(store: ArtifactStore, implementation: StageImplementation): StageActivity {
+  return async (input: StageInput): Promise<StageOutcome> => {
+    const context = Context.current();
+    const attempt = context.info.attempt;
+    const started = Date.now();
+    try {
+      const committed = await readCommittedManifest(store, input.outputPrefix);
+      if (committed) return { ...committed, attempt };
+
+      let details: Record<string, unknown> = { phase: 'starting' };
+      context.heartbeat(details);
+      const intervalMs = Math.max(1000, Math.min(10_000, (context.info.heartbeatTimeoutMs ?? 30_000) / 3));
+      const ticker = setInterval(() => context.heartbeat(details), intervalMs);
+      let peakRss = process.memoryUsage().rss;
+      const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
+      try {
+        const { outputs, metrics } = await implementation({
+          input,
+          store,
+          signal: context.cancellationSignal,
+          attempt,
+          progress(next) {
+            details = next;
+          },
+          outputKey: (name) => `${input.outputPrefix}${name}`,
+        });
+        if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        const result = await commitManifest(store, input.outputPrefix, {
+          runId: input.runId,
+          pipeline: input.pipeline,
+          stage: input.stage,
+          type: input.type,
+          cacheKey: input.cacheKey,
+          outputs,
+          metrics: { ...metrics, wallTimeMs: Date.now() - started, peakRssBytes: peakRss },
+          inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
+        });
+        return { ...result, attempt };
+      } finally {
+        clearInterval(ticker);
+        clearInterval(rssSampler);
+      }
+    } catch (err) {
+      throw classify(err, input, attempt);
+    }
+  };
+}
+
+function classify(err: unknown, input: StageInput, attempt: number): unknown {
+  if (err instanceof CancelledFailure || err instanceof ApplicationFailure) return err;
+  if (context().cancellationSignal.aborted) return new CancelledFailure('stage cancelled');
+  const error = err instanceof Error ? err : new Error(String(err));
+  const where = `stage "${input.stage}" (${input.type})`;
+  return ApplicationFailure.create({
+    type: error.name === 'Error' ? 'StageError' : error.name,
+    message: `${where}: ${error.message}`,
+    nonRetryable: isNonRetryable(error),
+    details: [{ attempt }],
+    cause: error,
+  });
+}
+
+function context(): Context {
+  return Context.current();
+}

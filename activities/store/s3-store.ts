@@ -1,0 +1,250 @@
+// S3 backend: AWS S3 or any S3-compatible endpoint (MinIO locally). Writes stream through a
+// multipart `Upload` with a bounded part queue, so memory stays flat whatever the artifact size;
+// reads stream the GetObject body. Credentials come from the AWS provider chain and are never
+// read, logged or put in errors here.
+import {
+  type BucketLocationConstraint,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
+import { isValidKey, validateKey, validatePrefix } from './artifact-key';
+import { BaseArtifactStore } from './artifact-store';
+import { ArtifactNotFoundError, ForeignArtifactError, InvalidKeyError, StoreConfigError } from './errors';
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket, e.g. `team-a/`. Default `''` (the bucket root). */
+  prefix?: string;
+  /** Default `us-east-1`. */
+  region?: string;
+  /** S3-compatible endpoint such as `http://127.0.0.1:9000`. Default: AWS S3 for the region. */
+  endpoint?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which MinIO needs. Default: true when `endpoint` is set. */
+  forcePathStyle?: boolean;
+  /** Multipart part size in bytes (S3 minimum 5 MiB). Default 8 MiB. */
+  partSize?: number;
+  /** Parts uploaded in parallel; a write buffers about (queueSize + 1) × partSize. Default 4. */
+  queueSize?: number;
+  /** A ready client (custom credentials, retries); replaces region/endpoint/forcePathStyle. */
+  client?: S3Client;
+}
+
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 4;
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export class S3ArtifactStore extends BaseArtifactStore {
+  readonly root: string;
+  readonly bucket: string;
+  /** `''` or ends with `/`. */
+  readonly prefix: string;
+  readonly client: S3Client;
+  private readonly ownsClient: boolean;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private bucketReady: Promise<void> | undefined;
+
+  constructor(options: S3StoreOptions) {
+    super();
+    if (!BUCKET_NAME.test(options.bucket)) {
+      throw new StoreConfigError(
+        `invalid S3 bucket name "${options.bucket}": use 3-63 lowercase letters, digits, dots and hyphens`,
+        'TEMPERED_STORE',
+      );
+    }
+    this.bucket = options.bucket;
+    this.prefix = normalizePrefix(options.prefix ?? '');
+    this.root = `s3://${this.bucket}${this.prefix === '' ? '' : `/${this.prefix.slice(0, -1)}`}`;
+    this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+    this.ownsClient = options.client === undefined;
+    this.client =
+      options.client ??
+      new S3Client({
+        region: options.region ?? 'us-east-1',
+        endpoint: options.endpoint,
+        forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+        // Every read is verified against the ref's sha256 end to end, so the SDK's own CRC checksums
+        // would only cost CPU; and several S3-compatible servers reject their default headers.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+  }
+
+  /**
+   * Creates the bucket if it does not exist (HeadBucket, then CreateBucket). Called by the first
+   * `put`; memoized once it succeeds.
+   */
+  ensureBucket(): Promise<void> {
+    this.bucketReady ??= this.createBucketIfMissing().catch((err: unknown) => {
+      this.bucketReady = undefined;
+      throw err;
+    });
+    return this.bucketReady;
+  }
+
+  uriFor(key: string): string {
+    return `${this.root}/${validateKey(key)}`;
+  }
+
+  keyFromUri(uri: string): string {
+    const base = `${this.root}/`;
+    if (!uri.startsWith(base)) throw new ForeignArtifactError(uri, this.root);
+    return validateKey(uri.slice(base.length));
+  }
+
+  async stat(key: string): Promise<{ bytes: number } | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      return { bytes: head.ContentLength ?? 0 };
+    } catch (err) {
+      const mapped = this.mapError(err, key);
+      if (mapped instanceof ArtifactNotFoundError) return undefined;
+      throw mapped;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    validatePrefix(prefix);
+    const keys: string[] = [];
+    try {
+      const pages = paginateListObjectsV2(
+        { client: this.client },
+        { Bucket: this.bucket, Prefix: this.prefix + prefix },
+      );
+      for await (const page of pages) {
+        for (const object of page.Contents ?? []) {
+          const key = object.Key?.slice(this.prefix.length);
+          // Objects other tools wrote under invalid keys (e.g. `dir/` markers) are not artifacts.
+          if (key !== undefined && isValidKey(key)) keys.push(key);
+        }
+      }
+    } catch (err) {
+      const mapped = this.mapError(err, prefix);
+      if (mapped instanceof ArtifactNotFoundError) return []; // no bucket yet: nothing stored
+      throw mapped;
+    }
+    return keys.sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+    } catch (err) {
+      const mapped = this.mapError(err, key);
+      if (!(mapped instanceof ArtifactNotFoundError)) throw mapped;
+    }
+  }
+
+  override async close(): Promise<void> {
+    if (this.ownsClient) this.client.destroy();
+  }
+
+  protected async writeObject(key: string, body: Readable | Buffer, mediaType: string): Promise<void> {
+    await this.ensureBucket();
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentType: mediaType },
+      partSize: this.partSize,
+      queueSize: this.queueSize,
+      leavePartsOnError: false, // abort the multipart upload on failure: no orphaned parts
+    });
+    try {
+      await upload.done();
+    } catch (err) {
+      throw this.mapError(err, key);
+    }
+  }
+
+  protected async openObject(key: string, signal: AbortSignal): Promise<Readable> {
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }), {
+        abortSignal: signal,
+      });
+      if (!(object.Body instanceof Readable)) throw new Error(`GetObject returned no stream for ${this.uriFor(key)}`);
+      return object.Body;
+    } catch (err) {
+      throw this.mapError(err, key);
+    }
+  }
+
+  private async createBucketIfMissing(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      return;
+    } catch (err) {
+      if (!(this.mapError(err, '') instanceof ArtifactNotFoundError)) throw this.mapError(err, '');
+    }
+    try {
+      const region = await this.client.config.region();
+      await this.client.send(
+        new CreateBucketCommand({
+          Bucket: this.bucket,
+          // us-east-1 is S3's default and rejects an explicit constraint.
+          ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }),
+        }),
+      );
+    } catch (err) {
+      // Another worker may have created it in between.
+      if ((err as Error).name !== 'BucketAlreadyOwnedByYou') throw this.mapError(err, '');
+    }
+  }
+
+  private objectKey(key: string): string {
+    return this.prefix + validateKey(key);
+  }
+
+  /** Non-retryable conditions become store errors; anything else (network, 5xx) stays as is. */
+  private mapError(err: unknown, key: string): unknown {
+    const name = (err as Error | undefined)?.name;
+    const status = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+    const where = key === '' ? `s3://${this.bucket}` : `${this.root}/${key}`;
+    if (name === 'NoSuchKey' || name === 'NoSuchBucket' || name === 'NotFound' || status === 404) {
+      return new ArtifactNotFoundError(where);
+    }
+    if (name === 'CredentialsProviderError') {
+      return new StoreConfigError(
+        'no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or another AWS credential source',
+        'AWS_ACCESS_KEY_ID',
+        { cause: err },
+      );
+    }
+    if (status === 403 && !TRANSIENT_DENIALS.has(name ?? '')) {
+      const code = name === undefined || name === 'Unknown' ? 'HTTP 403' : name;
+      return new StoreConfigError(`S3 denied access to "${where}" (${code}): check the credentials and bucket policy`, 'AWS_ACCESS_KEY_ID', {
+        cause: err,
+      });
+    }
+    if (name === 'BucketAlreadyExists') {
+      return new StoreConfigError(`S3 bucket "${this.bucket}" belongs to another account; choose another name`, 'TEMPERED_STORE', {
+        cause: err,
+      });
+    }
+    return err;
+  }
+}
+
+/**
+ * 403s a retry can fix: the SDK refreshes temporary credentials and corrects clock skew. Every other
+ * 403 (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, a bodiless HEAD 403) needs a human.
+ */
+const TRANSIENT_DENIALS = new Set(['ExpiredToken', 'TokenRefreshRequired', 'RequestTimeTooSkewed']);
+
+function normalizePrefix(prefix: string): string {
+  const withSlash = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
+  try {
+    return validatePrefix(withSlash);
+  } catch (err) {
+    if (err instanceof InvalidKeyError) {
+      throw new StoreConfigError(`invalid S3 key prefix "${prefix}": ${err.reason}`, 'TEMPERED_STORE');
+    }
+    throw err;
+  }
+}

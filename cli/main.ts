@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { stringify } from 'yaml';
+import { createStore, describeStore, storeConfigFromEnv } from '../activities/store';
+import { applyLocalStoreEnv, connectClient, NoServerError, temporalSettings, type TemporalSettings } from '../infra/config';
+import { DEFAULT_PORTS, defaultStateDir, down, readServers, up } from '../infra/servers';
+import { startWorkers, type RunningWorkers } from '../infra/worker';
+import { formatDuration } from '../pipelines/duration';
+import { SpecValidationError } from '../pipelines/errors';
+import { loadSpecFile } from '../pipelines/load';
+import { planPipeline, TASK_QUEUES, type Plan, type TaskQueue } from '../pipelines/plan';
+import type { RunSummary } from '../workflows/types';
+import { formatSummary } from './format';
+import { createProgressView } from './progress-view';
+import { cancelRun, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
+
+/** Exit codes: 0 success, 1 a run or command failed, 2 the input (spec, arguments) is wrong. */
+const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The examples shipped with Tempered, wherever it is installed. */
+export const EXAMPLES_DIR = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../pipelines/examples' : '../pipelines/examples');
+
+function program(): Command {
+  const cli = new Command('tempered')
+    .description('Declare an LLM fine-tuning pipeline in one YAML file and run it durably on Temporal.')
+    .option('--state-dir <dir>', 'where local servers keep their state', defaultStateDir())
+    .showHelpAfterError();
+
+  cli
+    .command('validate')
+    .description('check a spec and report every problem at once (exit 2 if any)')
+    .argument('<spec>', 'pipeline spec (YAML)')
+    .option('--print', 'print the spec with every default applied')
+    .option('--json', 'print the plan as JSON')
+    .action(async (specFile: string, opts: { print?: boolean; json?: boolean }) => {
+      const plan = await loadPlan(specFile);
+      if (opts.json) console.log(JSON.stringify(plan, null, 2));
+      else if (opts.print) console.log(stringify(withReadableDurations((await loadSpecFile(specFile)).spec)));
+      else console.log(`${specFile}: valid, ${plan.stages.length} stages in ${plan.levels.length} levels: ${plan.levels.map((l) => l.join(' + ')).join(' -> ')}`);
+    });
+
+  cli
+    .command('run')
+    .description('start a run of a spec')
+    .argument('<spec>', 'pipeline spec (YAML)')
+    .option('--run-id <id>', 'run id (default: time-based); starting a running id again attaches to it')
+    .option('--wait', 'wait for the run, showing live per-stage progress')
+    .option('--json', 'print the final summary as JSON (implies --wait)')
+    .option('--local', 'run the workers the pipeline needs in this process (implies --wait)')
+    .action(async (specFile: string, opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean }) => {
+      const plan = await loadPlan(specFile);
+      const summary = await runPlan(plan, { ...opts, stateDir: cli.opts().stateDir });
+      if (summary && summary.status !== 'succeeded') process.exitCode = EXIT.failed;
+    });
+
+  cli
+    .command('status')
+    .description("a run's per-stage status")
+    .argument('<run>', 'run id or workflow id')
+    .option('--json', 'print the summary as JSON')
+    .action(async (run: string, opts: { json?: boolean }) =>
+      withClient(cli, async (client) => {
+        const summary = await getRunSummary(client, await resolveWorkflowId(client, run));
+        console.log(opts.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+      }),
+    );
+
+  cli
+    .command('list')
+    .description('recent runs, newest first')
+    .option('--limit <n>', 'how many', (v) => Number(v), 20)
+    .option('--json', 'print as JSON')
+    .action(async (opts: { limit: number; json?: boolean }) =>
+      withClient(cli, async (client) => {
+        const runs = await listRuns(client, opts.limit);
+        if (opts.json) return console.log(JSON.stringify(runs, null, 2));
+        if (runs.length === 0) return console.log('no runs yet; start one with "tempered run <spec>"');
+        for (const r of runs) console.log(`${r.runId}  ${r.pipeline.padEnd(24)} ${r.status.padEnd(10)} ${r.startedAt}`);
+      }),
+    );
+
+  cli
+    .command('cancel')
+    .description('cancel a run; its running stages are cancelled too')
+    .argument('<run>', 'run id or workflow id')
+    .action(async (run: string) =>
+      withClient(cli, async (client) => {
+        const workflowId = await resolveWorkflowId(client, run);
+        await cancelRun(client, workflowId);
+        console.log(`cancellation requested for ${workflowId}`);
+      }),
+    );
+
+  cli
+    .command('up')
+    .description('build (once) and start a local Temporal dev server and MinIO; a no-op when they run')
+    .addOption(new Option('--temporal-port <port>', 'Temporal gRPC port').default(DEFAULT_PORTS.temporal).argParser(Number))
+    .addOption(new Option('--ui-port <port>', 'Temporal web UI port').default(DEFAULT_PORTS.temporalUi).argParser(Number))
+    .addOption(new Option('--minio-port <port>', 'MinIO S3 port').default(DEFAULT_PORTS.minio).argParser(Number))
+    .addOption(new Option('--console-port <port>', 'MinIO console port').default(DEFAULT_PORTS.minioConsole).argParser(Number))
+    .action(async (opts: { temporalPort: number; uiPort: number; minioPort: number; consolePort: number }) => {
+      await startLocalServers(cli.opts().stateDir, {
+        temporal: opts.temporalPort,
+        temporalUi: opts.uiPort,
+        minio: opts.minioPort,
+        minioConsole: opts.consolePort,
+      });
+    });
+
+  cli
+    .command('down')
+    .description('stop the local servers (their data stays in the state directory)')
+    .action(async () => {
+      console.log((await down({ stateDir: cli.opts().stateDir })) ? 'stopped the local Temporal server and MinIO' : 'no local servers were running');
+    });
+
+  cli
+    .command('worker')
+    .description('poll task queues and run stages; run one per GPU node with --queue gpu')
+    .addOption(new Option('--queue <queue>', 'which queue').choices(['cpu', 'gpu', 'all']).default('all'))
+    .action(async (opts: { queue: 'cpu' | 'gpu' | 'all' }) => {
+      const queues: TaskQueue[] = opts.queue === 'all' ? [TASK_QUEUES.cpu, TASK_QUEUES.gpu] : [opts.queue];
+      const workers = await startWorkersFor(cli.opts().stateDir, queues);
+      log(`worker polling ${queues.join(', ')}; Ctrl-C stops it after running stages finish their attempt`);
+      const stop = () => void workers.shutdown();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await workers.done;
+    });
+
+  cli
+    .command('demo')
+    .description('start local servers and run the two-corpus demo pipeline end to end')
+    .option('--json', 'print the final summary as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const stateDir = cli.opts().stateDir;
+      await startLocalServers(stateDir);
+      const specFile = path.join(EXAMPLES_DIR, 'demo.yaml');
+      log(`running ${path.relative(process.cwd(), specFile)}`);
+      const summary = await runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
+      if (summary?.status === 'succeeded' && !opts.json) {
+        const servers = await readServers(stateDir);
+        log(`\nartifacts: ${process.env.TEMPERED_STORE}/runs/${summary.pipeline}/${summary.runId}/`);
+        if (servers) log(`browse them in the MinIO console ${servers.minio.consoleUrl} (user ${servers.minio.accessKeyId}, password in ${path.join(stateDir, 'servers.json')})`);
+      }
+      if (summary?.status !== 'succeeded') process.exitCode = EXIT.failed;
+    });
+
+  return cli;
+}
+
+async function loadPlan(specFile: string): Promise<Plan> {
+  return planPipeline(await loadSpecFile(specFile));
+}
+
+async function startLocalServers(stateDir: string, ports?: Partial<typeof DEFAULT_PORTS>): Promise<void> {
+  const servers = await up({ stateDir, ports, log });
+  log(servers.alreadyRunning ? 'local servers already running' : 'local servers started');
+  log(`  Temporal  ${servers.temporal.address}   web UI ${servers.temporal.uiUrl}`);
+  log(`  MinIO     ${servers.minio.endpoint}   console ${servers.minio.consoleUrl}`);
+  log(`  state     ${servers.stateDir}`);
+}
+
+async function startWorkersFor(stateDir: string, queues: TaskQueue[]): Promise<RunningWorkers> {
+  const settings = await temporalSettings(stateDir);
+  if (settings.source === 'local') await applyLocalStoreEnv(stateDir);
+  const config = storeConfigFromEnv();
+  log(`store: ${describeStore(config)}`);
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  return startWorkers({ settings, store: createStore(config), queues });
+}
+
+async function runPlan(
+  plan: Plan,
+  opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean; stateDir: string },
+): Promise<RunSummary | undefined> {
+  const settings = await temporalSettings(opts.stateDir);
+  const neededQueues = [...new Set<TaskQueue>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)])];
+  const workers = opts.local ? await startWorkersFor(opts.stateDir, neededQueues) : undefined;
+  const client = await connectClient(settings);
+  try {
+    if (!workers) {
+      for (const queue of await queuesWithoutWorkers(client, plan)) {
+        log(`warning: no worker polls the "${queue}" queue, so its stages will wait. Start one with "tempered worker --queue ${queue}", or use "tempered run --local"`);
+      }
+    }
+    const runId = opts.runId ?? newRunId();
+    let started: { workflowId: string; attached: boolean };
+    try {
+      started = await startRun(client, plan, runId);
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new UsageError(`run id "${runId}" was already used by a finished run; choose another --run-id`);
+      }
+      throw err;
+    }
+    log(`${started.attached ? 'attached to running' : 'started'} run ${runId} (workflow ${started.workflowId})`);
+    const ui = uiLink(settings, started.workflowId, await readServers(opts.stateDir));
+    if (ui) log(`  follow it at ${ui}`);
+    if (!opts.wait && !opts.json && !opts.local) {
+      console.log(runId);
+      return undefined;
+    }
+    const summary = await waitForRun(client, started.workflowId, !opts.json);
+    if (opts.json) console.log(JSON.stringify(summary, null, 2));
+    else console.log(formatSummary(summary));
+    return summary;
+  } finally {
+    await client.connection.close();
+    await workers?.shutdown();
+  }
+}
+
+async function waitForRun(client: Client, workflowId: string, showProgress: boolean): Promise<RunSummary> {
+  const view = showProgress ? createProgressView() : undefined;
+  try {
+    for (;;) {
+      const summary = await getRunSummary(client, workflowId);
+      view?.update(summary);
+      if (summary.status !== 'running') return summary;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    view?.stop();
+  }
+}
+
+function uiLink(settings: TemporalSettings, workflowId: string, servers: Awaited<ReturnType<typeof readServers>>): string | undefined {
+  if (settings.source !== 'local' || !servers) return undefined;
+  return `${servers.temporal.uiUrl}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+async function withClient(cli: Command, fn: (client: Client) => Promise<void>): Promise<void> {
+  const client = await connectClient(await temporalSettings(cli.opts().stateDir));
+  try {
+    await fn(client);
+  } finally {
+    await client.connection.close();
+  }
+}
+
+const DURATION_KEYS = new Set(['timeout', 'heartbeatTimeout', 'initialInterval', 'maximumInterval']);
+
+function withReadableDurations(value: unknown, key = ''): unknown {
+  if (typeof value === 'number' && DURATION_KEYS.has(key)) return formatDuration(value);
+  if (Array.isArray(value)) return value.map((v) => withReadableDurations(v));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withReadableDurations(v, k)]));
+  }
+  return value;
+}
+
+/** Wrong arguments: exit 2 with the message. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof SpecValidationError || err instanceof UsageError) {
+      log(err.message);
+      process.exitCode = EXIT.badInput;
+    } else if (err instanceof NoServerError) {
+      log(`error: ${err.message}`);
+      process.exitCode = EXIT.failed;
+    } else {
+      log(`error: ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = EXIT.failed;
+    }
+  }
+}
+
+if (require.main === module) {
+  void main().then(() => process.exit());
+}

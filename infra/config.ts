@@ -1,0 +1,98 @@
+import { readFile } from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
+import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
+import { defaultStateDir, readServers } from './servers';
+
+// Where Tempered finds its servers. Production: environment variables name any Temporal cluster
+// (or Temporal Cloud) and any S3-compatible store. Local: the servers `tempered up` started.
+
+/** How to reach Temporal. Secrets (TLS keys, API keys) are read from files/env, never logged. */
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+  tls?: { serverName?: string; caFile?: string; certFile?: string; keyFile?: string } | true;
+  apiKey?: string;
+  /** `env` (production settings) or `local` (`tempered up`). */
+  source: 'env' | 'local';
+}
+
+/** Raised when no server is configured or running: says how to get one. */
+export class NoServerError extends Error {
+  override readonly name = 'NoServerError';
+}
+
+/**
+ * Temporal settings from `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE` (default `default`),
+ * `TEMPORAL_TLS_CERT`/`TEMPORAL_TLS_KEY`/`TEMPORAL_TLS_CA`/`TEMPORAL_TLS_SERVER_NAME`, `TEMPORAL_TLS=true`,
+ * `TEMPORAL_API_KEY`; else the local dev server from the state directory.
+ */
+export async function temporalSettings(stateDir = defaultStateDir()): Promise<TemporalSettings> {
+  const env = process.env;
+  if (env.TEMPORAL_ADDRESS) {
+    const hasTlsFiles = env.TEMPORAL_TLS_CERT || env.TEMPORAL_TLS_KEY || env.TEMPORAL_TLS_CA || env.TEMPORAL_TLS_SERVER_NAME;
+    const tls = hasTlsFiles
+      ? { serverName: env.TEMPORAL_TLS_SERVER_NAME, caFile: env.TEMPORAL_TLS_CA, certFile: env.TEMPORAL_TLS_CERT, keyFile: env.TEMPORAL_TLS_KEY }
+      : env.TEMPORAL_TLS === 'true' || env.TEMPORAL_API_KEY
+        ? (true as const)
+        : undefined;
+    return { address: env.TEMPORAL_ADDRESS, namespace: env.TEMPORAL_NAMESPACE ?? 'default', tls, apiKey: env.TEMPORAL_API_KEY, source: 'env' };
+  }
+  const local = await readServers(stateDir);
+  if (!local) {
+    throw new NoServerError(
+      `no Temporal server: none is running from ${stateDir}. Start local servers with "tempered up", or set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TLS settings) for an existing cluster`,
+    );
+  }
+  return { address: local.temporal.address, namespace: local.temporal.namespace, source: 'local' };
+}
+
+/** Options both `Connection.connect` (clients) and `NativeConnection.connect` (workers) accept. */
+export interface SharedConnectionOptions {
+  address: string;
+  tls?: TLSConfig | boolean;
+  apiKey?: string;
+}
+
+/** Connection options for `Connection.connect` / `NativeConnection.connect`. */
+export async function connectionOptions(settings: TemporalSettings): Promise<SharedConnectionOptions> {
+  const read = (file?: string) => (file ? readFile(file) : Promise.resolve(undefined));
+  let tls: SharedConnectionOptions['tls'];
+  if (settings.tls === true) tls = true;
+  else if (settings.tls) {
+    const [ca, crt, key] = await Promise.all([read(settings.tls.caFile), read(settings.tls.certFile), read(settings.tls.keyFile)]);
+    tls = {
+      serverNameOverride: settings.tls.serverName,
+      serverRootCACertificate: ca,
+      clientCertPair: crt && key ? { crt, key } : undefined,
+    };
+  }
+  return { address: settings.address, tls, apiKey: settings.apiKey };
+}
+
+/** A connected Temporal client; close it with `client.connection.close()`. */
+export async function connectClient(settings: TemporalSettings): Promise<Client> {
+  const connection = await Connection.connect(await connectionOptions(settings));
+  return new Client({ connection, namespace: settings.namespace });
+}
+
+/**
+ * Store settings as environment for `createStore`: production sets `TEMPERED_STORE` (and S3
+ * endpoint/credentials) itself; otherwise the local MinIO from the state directory is used.
+ * Returns a credential-free description.
+ */
+export async function applyLocalStoreEnv(stateDir = defaultStateDir()): Promise<string> {
+  const env = process.env;
+  if (env.TEMPERED_STORE) return env.TEMPERED_STORE;
+  const local = await readServers(stateDir);
+  if (!local) {
+    throw new NoServerError(
+      `no artifact store: TEMPERED_STORE is not set and no local MinIO runs from ${stateDir}. Run "tempered up", or set TEMPERED_STORE=s3://bucket/prefix (with TEMPERED_S3_ENDPOINT for non-AWS) or file:///path`,
+    );
+  }
+  env.TEMPERED_STORE = `s3://${local.minio.bucket}`;
+  env.TEMPERED_S3_ENDPOINT = local.minio.endpoint;
+  env.AWS_ACCESS_KEY_ID = local.minio.accessKeyId;
+  env.AWS_SECRET_ACCESS_KEY = local.minio.secretAccessKey;
+  env.AWS_REGION ??= 'us-east-1';
+  return `${env.TEMPERED_STORE} at ${local.minio.endpoint}`;
+}

@@ -1,0 +1,224 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { ensureTool, TOOLS } from './tools';
+
+// Local Temporal dev server and MinIO, started detached so they outlive the command that started
+// them, with their state (SQLite file, object data) in a state directory so runs survive restarts.
+
+/** Ports of the local servers. Defaults: Temporal 7233 (UI 8233), MinIO 9000 (console 9001). */
+export interface ServerPorts {
+  temporal: number;
+  temporalUi: number;
+  minio: number;
+  minioConsole: number;
+}
+
+export const DEFAULT_PORTS: ServerPorts = { temporal: 7233, temporalUi: 8233, minio: 9000, minioConsole: 9001 };
+
+/** What `up` leaves in `<stateDir>/servers.json`, so later commands find the servers. */
+export interface LocalServers {
+  stateDir: string;
+  temporal: { address: string; uiUrl: string; namespace: string; pid: number };
+  minio: { endpoint: string; consoleUrl: string; bucket: string; accessKeyId: string; secretAccessKey: string; pid: number };
+}
+
+export interface UpOptions {
+  /** Directory for the SQLite file, MinIO data, logs and servers.json. Default `.tempered`. */
+  stateDir?: string;
+  ports?: Partial<ServerPorts>;
+  log?: (line: string) => void;
+}
+
+const STATE_FILE = 'servers.json';
+
+/** Starts both servers unless they are already up (then a no-op); waits until both answer. */
+export async function up(options: UpOptions = {}): Promise<LocalServers & { alreadyRunning: boolean }> {
+  const stateDir = path.resolve(options.stateDir ?? defaultStateDir());
+  const log = options.log ?? (() => {});
+  const existing = await readServers(stateDir);
+  if (existing && (await healthy(existing))) return { ...existing, alreadyRunning: true };
+  if (existing) await down({ stateDir });
+
+  const ports = { ...DEFAULT_PORTS, ...options.ports };
+  for (const [name, port] of Object.entries(ports)) {
+    if (!(await portFree(port))) {
+      throw new Error(`port ${port} (${name}) is in use by another program; stop it or choose other ports (tempered up --help)`);
+    }
+  }
+  const [temporalBin, minioBin] = [await ensureTool(TOOLS.temporal, log), await ensureTool(TOOLS.minio, log)];
+  await mkdir(path.join(stateDir, 'logs'), { recursive: true });
+  await mkdir(path.join(stateDir, 'minio'), { recursive: true });
+  const credentials = (await readServers(stateDir, true))?.minio ?? {
+    accessKeyId: 'tempered',
+    secretAccessKey: randomBytes(18).toString('base64url'),
+  };
+
+  const temporalPid = await startDetached(
+    temporalBin,
+    ['server', 'start-dev', '--db-filename', path.join(stateDir, 'temporal.db'), '--ip', '127.0.0.1',
+      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error'],
+    path.join(stateDir, 'logs', 'temporal.log'),
+    {},
+  );
+  const minioPid = await startDetached(
+    minioBin,
+    ['server', path.join(stateDir, 'minio'), '--address', `127.0.0.1:${ports.minio}`,
+      '--console-address', `127.0.0.1:${ports.minioConsole}`, '--quiet'],
+    path.join(stateDir, 'logs', 'minio.log'),
+    { MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey, MINIO_BROWSER: 'on' },
+  );
+  const servers: LocalServers = {
+    stateDir,
+    temporal: { address: `127.0.0.1:${ports.temporal}`, uiUrl: `http://127.0.0.1:${ports.temporalUi}`, namespace: 'default', pid: temporalPid },
+    minio: {
+      endpoint: `http://127.0.0.1:${ports.minio}`,
+      consoleUrl: `http://127.0.0.1:${ports.minioConsole}`,
+      bucket: 'tempered',
+      accessKeyId: credentials.accessKeyId,
+      secretAccessKey: credentials.secretAccessKey,
+      pid: minioPid,
+    },
+  };
+  // Credentials stay in the state file (mode 600), never in workflow inputs or logs.
+  await writeFile(path.join(stateDir, STATE_FILE), JSON.stringify(servers, null, 2), { mode: 0o600 });
+  await waitFor('Temporal', () => temporalHealthy(servers.temporal.address), 60_000, path.join(stateDir, 'logs', 'temporal.log'));
+  await waitFor('MinIO', () => minioHealthy(servers.minio.endpoint), 60_000, path.join(stateDir, 'logs', 'minio.log'));
+  return { ...servers, alreadyRunning: false };
+}
+
+/** Stops the servers recorded in the state directory. Returns false when none were recorded. */
+export async function down(options: { stateDir?: string } = {}): Promise<boolean> {
+  const stateDir = path.resolve(options.stateDir ?? defaultStateDir());
+  const servers = await readServers(stateDir);
+  if (!servers) return false;
+  await Promise.all([stopProcess(servers.temporal.pid), stopProcess(servers.minio.pid)]);
+  // Keep the file's credentials for the next `up` (the MinIO data is encrypted to them), mark pids gone.
+  await writeFile(
+    path.join(stateDir, STATE_FILE),
+    JSON.stringify({ ...servers, temporal: { ...servers.temporal, pid: 0 }, minio: { ...servers.minio, pid: 0 } }, null, 2),
+    { mode: 0o600 },
+  );
+  return true;
+}
+
+/** Stops just one server (fault-injection tests and maintenance); `up` starts it again. */
+export async function stopServer(stateDir: string, which: 'temporal' | 'minio'): Promise<void> {
+  const servers = await readServers(stateDir);
+  if (servers) await stopProcess(servers[which].pid);
+}
+
+/** The local servers recorded in `stateDir`, if `up` ran there and they are still running (or `includeStopped`). */
+export async function readServers(stateDir = defaultStateDir(), includeStopped = false): Promise<LocalServers | undefined> {
+  try {
+    const servers = JSON.parse(await readFile(path.join(path.resolve(stateDir), STATE_FILE), 'utf8')) as LocalServers;
+    if (includeStopped) return servers;
+    return alive(servers.temporal.pid) && alive(servers.minio.pid) ? servers : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `TEMPERED_STATE_DIR`, else `./.tempered`. */
+export function defaultStateDir(): string {
+  return process.env.TEMPERED_STATE_DIR ?? path.join(process.cwd(), '.tempered');
+}
+
+/** Removes the state directory: all local runs and artifacts. */
+export async function wipeState(stateDir: string): Promise<void> {
+  await rm(stateDir, { recursive: true, force: true });
+}
+
+async function healthy(servers: LocalServers): Promise<boolean> {
+  return (await temporalHealthy(servers.temporal.address)) && (await minioHealthy(servers.minio.endpoint));
+}
+
+async function temporalHealthy(address: string): Promise<boolean> {
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: 1000 });
+    try {
+      const response = await connection.healthService.check({}, );
+      return response.status === 1; // SERVING
+    } finally {
+      await connection.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+async function minioHealthy(endpoint: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(1000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(name: string, check: () => Promise<boolean>, timeoutMs: number, logFile: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const tail = await readFile(logFile, 'utf8').then((t) => t.split('\n').slice(-15).join('\n'), () => '');
+  throw new Error(`${name} did not become healthy within ${timeoutMs / 1000} s; its log (${logFile}) ends:\n${tail}`);
+}
+
+async function startDetached(binary: string, args: string[], logFile: string, env: Record<string, string>): Promise<number> {
+  const out = await open(logFile, 'a');
+  try {
+    const child = spawn(binary, args, { detached: true, stdio: ['ignore', out.fd, out.fd], env: { ...process.env, ...env } });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    child.unref();
+    return child.pid!;
+  } finally {
+    await out.close();
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopProcess(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** True when nothing listens on 127.0.0.1:`port`. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port the OS says is free now (for tests that must not clash with a developer's `up`). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

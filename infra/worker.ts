@@ -1,0 +1,84 @@
+import * as os from 'node:os';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { ArtifactStore } from '../activities/store';
+import { TASK_QUEUES, type TaskQueue } from '../pipelines/plan';
+import { connectionOptions, type TemporalSettings } from './config';
+
+/** Options of the workers one process runs. */
+export interface WorkerOptions {
+  settings: TemporalSettings;
+  store: ArtifactStore;
+  /** Queues to poll. Workflows run on the `cpu` queue's worker. Default both. */
+  queues?: TaskQueue[];
+  /** GPUs on this node: a `gpu` worker runs one training activity per GPU. Default `TEMPERED_GPUS` or 1. */
+  gpus?: number;
+  /** Pre-built workflow bundle (tests and `run --local` build it once). */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+}
+
+/** Workers that are polling; `shutdown()` drains them and closes the connection. */
+export interface RunningWorkers {
+  queues: TaskQueue[];
+  /** Resolves when every worker has stopped; rejects if one crashed. */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Bundles the workflow code once (webpack; a few seconds). */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger });
+}
+
+/** Starts a worker per queue on one connection. */
+export async function startWorkers(options: WorkerOptions): Promise<RunningWorkers> {
+  const queues = options.queues ?? [TASK_QUEUES.cpu, TASK_QUEUES.gpu];
+  const connection = await NativeConnection.connect(await connectionOptions(options.settings));
+  const activities = createActivities({ store: options.store });
+  const gpus = options.gpus ?? Number(process.env.TEMPERED_GPUS ?? 1);
+  try {
+    const bundle = queues.includes(TASK_QUEUES.cpu) ? (options.workflowBundle ?? (await bundleWorkflows())) : undefined;
+    const workers = await Promise.all(
+      queues.map((taskQueue) =>
+        Worker.create({
+          connection,
+          namespace: options.settings.namespace,
+          taskQueue,
+          activities,
+          ...(taskQueue === TASK_QUEUES.cpu ? { workflowBundle: bundle } : {}),
+          // A GPU worker takes one activity per GPU; CPU stages are bounded by cores.
+          maxConcurrentActivityTaskExecutions: taskQueue === TASK_QUEUES.gpu ? Math.max(1, gpus) : Math.max(2, os.availableParallelism()),
+          shutdownGraceTime: '5s',
+        }),
+      ),
+    );
+    const done = Promise.all(workers.map((w) => w.run())).then(
+      () => undefined,
+      async (err: unknown) => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        throw err;
+      },
+    );
+    const closed = done.finally(() => connection.close());
+    return {
+      queues,
+      done: closed,
+      async shutdown() {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await closed.catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    await connection.close();
+    throw err;
+  }
+}
+
+const quietLogger = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: (message: string) => console.warn(message),
+  error: (message: string) => console.error(message),
+};

@@ -1,0 +1,54 @@
+/** The stage fields that name other stages, in a stage of any shape (validated or raw). */
+export function referencesOf(stage: unknown): { inputs: string[]; after: string[] } {
+  const s = (stage ?? {}) as { input?: unknown; after?: unknown };
+  const names = (v: unknown): string[] =>
+    typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  return { inputs: names(s.input), after: names(s.after) };
+}
+
+/** Every stage a stage waits for: its inputs, then its `after` list, without repeats. */
+export function dependenciesOf(stage: unknown): string[] {
+  const { inputs, after } = referencesOf(stage);
+  return [...new Set([...inputs, ...after])];
+}
+
+/** A cycle as a list of names (first repeated at the end), or undefined. Ignores unknown names. */
+export function findCycle(deps: ReadonlyMap<string, readonly string[]>): string[] | undefined {
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const dep of deps.get(name) ?? []) {
+      if (!deps.has(dep)) continue;
+      const cycle = visit(dep);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const name of [...deps.keys()].sort()) {
+    const cycle = visit(name);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+/** Stages in an order where each comes after its dependencies; ties broken by name for stable plans. */
+export function topologicalOrder(deps: ReadonlyMap<string, readonly string[]>): string[] {
+  const remaining = new Map([...deps].map(([name, ds]) => [name, new Set(ds)]));
+  const order: string[] = [];
+  while (remaining.size > 0) {
+    const ready = [...remaining].filter(([, ds]) => ds.size === 0).map(([name]) => name).sort();
+    if (ready.length === 0) throw new Error(`dependency cycle among: ${[...remaining.keys()].join(', ')}`);
+    for (const name of ready) {
+      order.push(name);
+      remaining.delete(name);
+      for (const ds of remaining.values()) ds.delete(name);
+    }
+  }
+  return order;
+}

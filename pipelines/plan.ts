@@ -1,0 +1,107 @@
+import { canonicalJson, sha256Hex } from './canonical-json';
+import { dependenciesOf, referencesOf, topologicalOrder } from './graph';
+import type { LoadedSpec } from './load';
+import { COMMON_STAGE_KEYS, type StageType } from './schema';
+
+/**
+ * Version of each stage type's implementation. Bump it when a stage's outputs would change for
+ * the same config and inputs, so cached outputs of the old implementation are not reused.
+ */
+export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
+  collect: 1,
+  clean: 1,
+  augment: 1,
+  split: 1,
+  noop: 1,
+};
+
+/** Task queues work is routed to (DESIGN invariant 7). Workflows run on `cpu`. */
+export const TASK_QUEUES = { cpu: 'cpu', gpu: 'gpu' } as const;
+export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
+
+/** Temporal activity options of one stage, in milliseconds. */
+export interface StageActivityOptions {
+  taskQueue: TaskQueue;
+  startToCloseTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  retry: { maximumAttempts: number; initialIntervalMs: number; backoffCoefficient: number; maximumIntervalMs: number };
+}
+
+/** One stage, resolved: defaults applied, dependencies explicit. */
+export interface PlannedStage {
+  name: string;
+  type: StageType;
+  description?: string;
+  /** Stages whose outputs this stage reads, in spec order. */
+  inputs: string[];
+  /** Every stage that must succeed first (inputs and `after`). */
+  dependsOn: string[];
+  /** The type-specific options only. */
+  config: Record<string, unknown>;
+  activity: StageActivityOptions;
+  cache: boolean;
+  /** sha256(type, canonical config, implementation version). Input digests are added at run time. */
+  configDigest: string;
+}
+
+/** A spec turned into a DAG: what the workflow runs. Small and JSON-serializable. */
+export interface Plan {
+  pipeline: string;
+  seed: number;
+  baseDir: string;
+  /** sha256 of the canonical validated spec. */
+  specDigest: string;
+  /** Stages in topological order. */
+  stages: PlannedStage[];
+  /** Waves of stages that can run in parallel, for display. */
+  levels: string[][];
+}
+
+/** Turns a validated spec into a plan. */
+export function planPipeline(loaded: LoadedSpec): Plan {
+  const { spec } = loaded;
+  const deps = new Map(Object.entries(spec.stages).map(([name, stage]) => [name, dependenciesOf(stage)]));
+  const order = topologicalOrder(deps);
+  const stages = order.map((name): PlannedStage => {
+    const stage = spec.stages[name];
+    const config = Object.fromEntries(Object.entries(stage).filter(([k]) => !COMMON_STAGE_KEYS.includes(k)));
+    const retry = { ...spec.defaults.retry, ...stage.retry };
+    return {
+      name,
+      type: stage.type,
+      ...(stage.description ? { description: stage.description } : {}),
+      inputs: referencesOf(stage).inputs,
+      dependsOn: deps.get(name) ?? [],
+      config,
+      activity: {
+        taskQueue: (stage.resources?.gpu ?? 0) > 0 ? TASK_QUEUES.gpu : TASK_QUEUES.cpu,
+        startToCloseTimeoutMs: stage.timeout ?? spec.defaults.timeout,
+        heartbeatTimeoutMs: stage.heartbeatTimeout ?? spec.defaults.heartbeatTimeout,
+        retry: {
+          maximumAttempts: retry.maxAttempts,
+          initialIntervalMs: retry.initialInterval,
+          backoffCoefficient: retry.backoffCoefficient,
+          maximumIntervalMs: retry.maximumInterval,
+        },
+      },
+      cache: stage.cache ?? spec.defaults.cache,
+      configDigest: sha256Hex(canonicalJson({ type: stage.type, config, version: IMPLEMENTATION_VERSIONS[stage.type] })),
+    };
+  });
+  return {
+    pipeline: spec.name,
+    seed: spec.seed,
+    baseDir: loaded.baseDir,
+    specDigest: sha256Hex(canonicalJson(spec)),
+    stages,
+    levels: levelsOf(stages),
+  };
+}
+
+function levelsOf(stages: PlannedStage[]): string[][] {
+  const level = new Map<string, number>();
+  for (const s of stages) level.set(s.name, Math.max(-1, ...s.dependsOn.map((d) => level.get(d) ?? -1)) + 1);
+  const levels: string[][] = [];
+  for (const s of stages) (levels[level.get(s.name)!] ??= []).push(s.name);
+  return levels;
+}

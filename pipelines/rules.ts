@@ -1,0 +1,100 @@
+import { dependenciesOf, findCycle, referencesOf } from './graph';
+import { didYouMean } from './suggest';
+
+// Cross-field rules the schema cannot express, grouped by area. They read the raw YAML value
+// tolerantly, so they report alongside schema problems in the same pass.
+
+export interface RuleProblem {
+  path: Array<string | number>;
+  message: string;
+}
+
+type RawStage = Record<string, unknown>;
+
+/** Every cross-field and graph problem in a raw spec. */
+export function checkRules(raw: unknown): RuleProblem[] {
+  const stagesValue = (raw as { stages?: unknown } | null)?.stages;
+  if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [];
+  const stages = stagesValue as Record<string, RawStage>;
+  return [...graphRules(stages), ...dataRules(stages)];
+}
+
+/** Inputs name existing stages, nothing depends on itself, and there are no cycles. */
+function graphRules(stages: Record<string, RawStage>): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  const names = Object.keys(stages);
+  for (const [name, stage] of Object.entries(stages)) {
+    const { inputs, after } = referencesOf(stage);
+    for (const [field, refs] of [['input', inputs], ['after', after]] as const) {
+      refs.forEach((ref, i) => {
+        const where = ['stages', name, field, ...(Array.isArray(stage?.[field]) ? [i] : [])];
+        if (ref === name) {
+          problems.push({ path: where, message: `stage "${name}" depends on itself; name an upstream stage instead` });
+        } else if (!(ref in stages)) {
+          problems.push({
+            path: where,
+            message: `unknown stage "${ref}"${didYouMean(ref, names)}; stages in this spec: ${names.join(', ')}`,
+          });
+        }
+      });
+    }
+  }
+  const deps = new Map(names.map((n) => [n, dependenciesOf(stages[n]).filter((d) => d !== n)]));
+  const cycle = findCycle(deps);
+  if (cycle) {
+    problems.push({
+      path: ['stages', cycle[0], 'input'],
+      message: `dependency cycle: ${cycle.join(' -> ')}; remove one of these inputs so data flows one way`,
+    });
+  }
+  return problems;
+}
+
+const ONE_INPUT = new Set(['clean', 'augment', 'split']);
+
+/** Data stage rules: input arity, split ratios, length bounds, MinHash banding. */
+function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  for (const [name, stage] of Object.entries(stages)) {
+    if (!stage || typeof stage !== 'object') continue;
+    const at = (...p: Array<string | number>) => ['stages', name, ...p];
+    const { inputs } = referencesOf(stage);
+    if (ONE_INPUT.has(stage.type as string) && inputs.length !== 1) {
+      problems.push({ path: at('input'), message: `a ${stage.type} stage reads exactly one upstream stage; found ${inputs.length}. Set "input: <stage>"` });
+    }
+    if (stage.type === 'collect' && inputs.length > 0) {
+      problems.push({ path: at('input'), message: 'a collect stage reads from "sources", not from other stages; remove "input" or use "after"' });
+    }
+    if (stage.type === 'augment' && inputs.length === 1 && (stages[inputs[0]] as RawStage | undefined)?.type !== 'split') {
+      problems.push({
+        path: at('input'),
+        message: `augment reads a split stage (it augments only the train split, so no augmented copy leaks into validation or test); "${inputs[0]}" is not a split stage`,
+      });
+    }
+    const ratios = stage.ratios as Record<string, unknown> | undefined;
+    if (stage.type === 'split' && ratios && typeof ratios === 'object') {
+      const values = ['train', 'validation', 'test'].map((k) => ratios[k]);
+      if (values.every((v) => typeof v === 'number')) {
+        const sum = (values as number[]).reduce((a, b) => a + b, 0);
+        if (Math.abs(sum - 1) > 1e-6) {
+          problems.push({
+            path: at('ratios'),
+            message: `train + validation + test must sum to 1, found ${values.join(' + ')} = ${Number(sum.toFixed(6))}; e.g. { train: 0.7, validation: 0.1, test: 0.2 }`,
+          });
+        }
+      }
+    }
+    if (typeof stage.minChars === 'number' && typeof stage.maxChars === 'number' && stage.minChars > stage.maxChars) {
+      problems.push({ path: at('minChars'), message: `minChars (${stage.minChars}) is greater than maxChars (${stage.maxChars}); no record could pass` });
+    }
+    for (const field of ['nearDedup', 'groupNearDuplicates']) {
+      const lsh = stage[field] as { numPermutations?: unknown; bands?: unknown } | undefined;
+      const perms = typeof lsh?.numPermutations === 'number' ? lsh.numPermutations : 128;
+      const bands = typeof lsh?.bands === 'number' ? lsh.bands : 32;
+      if (lsh && typeof lsh === 'object' && perms % bands !== 0) {
+        problems.push({ path: at(field, 'bands'), message: `numPermutations (${perms}) must be divisible by bands (${bands}); e.g. 128 permutations in 32 bands` });
+      }
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,89 @@
+import type { Plan } from '../pipelines/plan';
+import type { RunStatus, RunSummary, StageOutcome, StageProgress } from './types';
+
+/** The state machine of one run: every stage's status, kept beside the workflow that drives it. */
+export class PipelineRun {
+  private readonly stages: Record<string, StageProgress>;
+  private readonly results = new Map<string, StageOutcome>();
+  private status: RunStatus = 'running';
+  private readonly startedAt = new Date().toISOString();
+  private endedAt?: string;
+  cancelled = false;
+
+  constructor(
+    private readonly runId: string,
+    private readonly workflowId: string,
+    private readonly plan: Plan,
+  ) {
+    this.stages = Object.fromEntries(
+      plan.stages.map((s) => [
+        s.name,
+        { status: 'pending', type: s.type, taskQueue: s.activity.taskQueue, attempts: 0, cached: false, outputs: [], metrics: {} },
+      ]),
+    );
+  }
+
+  start(name: string): void {
+    Object.assign(this.stages[name], { status: 'running', startedAt: new Date().toISOString() });
+  }
+
+  succeed(name: string, outcome: StageOutcome): void {
+    this.results.set(name, outcome);
+    Object.assign(this.stages[name], {
+      status: outcome.cachedFrom ? 'cached' : 'succeeded',
+      attempts: outcome.attempt,
+      cached: outcome.cachedFrom !== undefined,
+      cachedFrom: outcome.cachedFrom,
+      endedAt: new Date().toISOString(),
+      outputs: Object.entries(outcome.outputs).map(([outputName, ref]) => ({ name: outputName, uri: ref.uri, sha256: ref.sha256, bytes: ref.bytes })),
+      metrics: outcome.metrics,
+    });
+  }
+
+  fail(name: string, error: string, attempts: number): void {
+    Object.assign(this.stages[name], { status: 'failed', error, attempts, endedAt: new Date().toISOString() });
+  }
+
+  cancel(name: string): void {
+    this.cancelled = true;
+    Object.assign(this.stages[name], { status: 'cancelled', endedAt: new Date().toISOString() });
+  }
+
+  skip(name: string): void {
+    this.stages[name].status = this.cancelled ? 'cancelled' : 'skipped';
+  }
+
+  result(name: string): StageOutcome | undefined {
+    return this.results.get(name);
+  }
+
+  /** Marks the run cancelled, and every stage that never finished with it. */
+  markCancelled(): void {
+    this.cancelled = true;
+    for (const stage of Object.values(this.stages)) {
+      if (stage.status === 'pending' || stage.status === 'running' || stage.status === 'skipped') stage.status = 'cancelled';
+    }
+    this.status = 'cancelled';
+    this.endedAt = new Date().toISOString();
+  }
+
+  /** Settles the run's status from its stages' and returns the summary. */
+  finish(): RunSummary {
+    const failed = Object.values(this.stages).some((s) => s.status === 'failed' || s.status === 'skipped');
+    this.status = failed ? 'failed' : 'succeeded';
+    this.endedAt = new Date().toISOString();
+    return this.summary();
+  }
+
+  summary(): RunSummary {
+    return {
+      runId: this.runId,
+      workflowId: this.workflowId,
+      pipeline: this.plan.pipeline,
+      status: this.status,
+      startedAt: this.startedAt,
+      endedAt: this.endedAt,
+      stages: JSON.parse(JSON.stringify(this.stages)) as Record<string, StageProgress>,
+    };
+  }
+}

@@ -1,0 +1,125 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Plan, PlannedStage } from '../pipelines/plan';
+import { PipelineRun } from './pipeline-run';
+import type { RunSummary, StageActivity, StageOutcome, StageResult } from './types';
+
+/** Input of one pipeline run: a validated plan. */
+export interface PipelineWorkflowInput {
+  runId: string;
+  plan: Plan;
+}
+
+/** Current state of every stage. */
+export const progressQuery = defineQuery<RunSummary>('progress');
+
+/** Errors that no retry can fix; activities throw them as non-retryable ApplicationFailures too. */
+export const NON_RETRYABLE_ERROR_TYPES = ['BadInput', 'IntegrityError', 'GateFailed'];
+
+/**
+ * Runs a plan as a DAG: each stage starts when everything it depends on has succeeded, so
+ * independent branches run in parallel. When a stage fails, its dependents are skipped but
+ * independent branches finish, so a later resume has as much finished work as possible.
+ */
+export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): Promise<RunSummary> {
+  const run = new PipelineRun(runId, workflowInfo().workflowId, plan);
+  setHandler(progressQuery, () => run.summary());
+
+  const results = new Map<string, Promise<StageResult | undefined>>();
+  const runStage = async (stage: PlannedStage): Promise<StageResult | undefined> => {
+    const upstream = await Promise.all(stage.dependsOn.map((name) => results.get(name)!));
+    if (upstream.some((r) => r === undefined) || run.cancelled) {
+      run.skip(stage.name);
+      return undefined;
+    }
+    run.start(stage.name);
+    try {
+      const outcome = await stageActivity(stage)({
+        runId,
+        pipeline: plan.pipeline,
+        stage: stage.name,
+        type: stage.type,
+        config: stage.config,
+        inputs: Object.fromEntries(stage.inputs.map((name) => [name, stripOutcome(run.result(name)!)])),
+        outputPrefix: `runs/${plan.pipeline}/${runId}/${stage.name}/`,
+        baseDir: plan.baseDir,
+        seed: plan.seed,
+        cacheKey: stage.configDigest,
+      });
+      run.succeed(stage.name, outcome);
+      return outcome;
+    } catch (err) {
+      if (isCancellation(err)) run.cancel(stage.name);
+      else run.fail(stage.name, describeFailure(err), attemptsOf(err, stage));
+      return undefined;
+    }
+  };
+  for (const stage of plan.stages) results.set(stage.name, runStage(stage));
+
+  try {
+    await Promise.all(results.values());
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+  }
+  if (CancellationScope.current().consideredCancelled) {
+    run.markCancelled();
+    throw new CancelledFailure(`run ${runId} was cancelled`);
+  }
+  const summary = run.finish();
+  if (summary.status === 'failed') {
+    const failed = Object.entries(summary.stages).filter(([, s]) => s.status === 'failed');
+    throw ApplicationFailure.create({
+      type: 'PipelineFailed',
+      message: failed.map(([name, s]) => `stage "${name}" failed after ${s.attempts} attempt(s): ${s.error}`).join('; '),
+      nonRetryable: true,
+      details: [summary],
+    });
+  }
+  return summary;
+}
+
+function stageActivity(stage: PlannedStage): StageActivity {
+  const { activity } = stage;
+  const activities = proxyActivities<Record<string, StageActivity>>({
+    taskQueue: activity.taskQueue,
+    activityId: stage.name,
+    startToCloseTimeout: activity.startToCloseTimeoutMs,
+    heartbeatTimeout: activity.heartbeatTimeoutMs,
+    retry: {
+      maximumAttempts: activity.retry.maximumAttempts,
+      initialInterval: activity.retry.initialIntervalMs,
+      backoffCoefficient: activity.retry.backoffCoefficient,
+      maximumInterval: activity.retry.maximumIntervalMs,
+      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
+    },
+  });
+  return activities[stage.type];
+}
+
+function stripOutcome({ outputs, metrics, manifest }: StageOutcome | StageResult): StageResult {
+  return { outputs, metrics, manifest };
+}
+
+function describeFailure(err: unknown): string {
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** Attempts a failed stage made: activities attach their attempt number to the errors they throw. */
+function attemptsOf(err: unknown, stage: PlannedStage): number {
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+    const detail = err.cause.details?.[0] as { attempt?: number } | undefined;
+    if (typeof detail?.attempt === 'number') return detail.attempt;
+  }
+  return stage.activity.retry.maximumAttempts;
+}
