@@ -48,16 +48,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Throug
   const queueSize = Number(env.TEMPERED_BENCH_QUEUE ?? 4);
   const bucket = env.TEMPERED_BENCH_BUCKET ?? 'tempered-bench';
 
-  // Same client settings for both sides, so the comparison isolates what the store adds.
-  const clientOptions = {
-    region: env.AWS_REGION || 'us-east-1',
+  const region = env.AWS_REGION || 'us-east-1';
+  const store = new S3ArtifactStore({ bucket, prefix: 'bench/', region, endpoint, partSize, queueSize });
+  // The store's checksum settings, so the comparison isolates what the store itself adds.
+  const baseline = new S3Client({
+    region,
     endpoint,
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-  } as const;
-  const baseline = new S3Client(clientOptions);
-  const store = new S3ArtifactStore({ bucket, prefix: 'bench/', partSize, queueSize, client: new S3Client(clientOptions) });
+  });
   await store.ensureBucket();
   const block = randomBytes(CHUNK);
   const baselineKey = 'bench/baseline.bin';
@@ -105,7 +105,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Throug
     await baseline.send(new DeleteObjectCommand({ Bucket: bucket, Key: baselineKey })).catch(() => undefined);
     await store.delete('tempered.bin').catch(() => undefined);
     baseline.destroy();
-    store.client.destroy();
+    await store.close();
   }
 }
 

@@ -123,7 +123,7 @@ async function translateChecked(
 }
 
 /** One EDA copy of `text`; adds the edits it made to `operations`. */
-export function augmentText(
+function augmentText(
   text: string,
   options: Pick<AugmentOptions, 'synonymReplacement' | 'randomInsertion' | 'randomSwap' | 'randomDeletion'>,
   synonyms: SynonymSource,

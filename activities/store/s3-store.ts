@@ -76,6 +76,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
       });
+    if (this.ownsClient) signHeadersOnly(this.client);
   }
 
   /**
@@ -236,6 +237,26 @@ export class S3ArtifactStore extends BaseArtifactStore {
  * 403 (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, a bodiless HEAD 403) needs a human.
  */
 const TRANSIENT_DENIALS = new Set(['ExpiredToken', 'TokenRefreshRequired', 'RequestTimeTooSkewed']);
+
+/**
+ * Uploads send `UNSIGNED-PAYLOAD` instead of signing a sha256 of every part, as the SDK already does
+ * for streamed bodies: it saves a full extra hash on each side (SDK and server). Headers stay
+ * signed; body integrity rests on TLS/TCP and on the sha256 every read verifies.
+ */
+function signHeadersOnly(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (UPLOAD_COMMANDS.has(context.commandName ?? '') && request.headers !== undefined) {
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'temperedUnsignedPayload' },
+  );
+}
+
+const UPLOAD_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
 
 function normalizePrefix(prefix: string): string {
   const withSlash = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;

@@ -111,7 +111,7 @@ describe('splitRecords', () => {
     const base = Array.from({ length: 300 }, (_, i) => `w${i}`);
     const copies = Array.from({ length: 10 }, (_, k) => ({
       id: `copy${k}`,
-      text: base.map((w, i) => (i === 150 ? `edit${k}` : w)).join(" "),
+      text: base.map((w, i) => (i === 150 ? `edit${k}` : w)).join(' '),
     }));
     const { metrics } = splitRecords(copies, options(), { seed: 1 });
     expect(metrics.counts).toEqual({ train: 10, validation: 0, test: 0 });
