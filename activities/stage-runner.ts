@@ -1,7 +1,11 @@
+import * as os from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ArtifactRef, Metrics, StageInput, StageOutcome, StageActivity } from '../workflows/types';
 import { commitManifest, isNonRetryableStoreError, readCommittedManifest, type ArtifactStore } from './store';
+
+/** Which process ran a stage: recorded in its metrics, so routing is visible after the fact. */
+const WORKER_IDENTITY = `${process.pid}@${os.hostname()}`;
 
 /** What a stage implementation sees: its input, the store, and ways to report progress. */
 export interface StageContext {
@@ -64,7 +68,7 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           type: input.type,
           cacheKey: input.cacheKey,
           outputs,
-          metrics: { ...metrics, wallTimeMs: Date.now() - started, peakRssBytes: peakRss },
+          metrics: { ...metrics, wallTimeMs: Date.now() - started, peakRssBytes: peakRss, worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY } },
           inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
         });
         return { ...result, attempt };

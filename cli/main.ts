@@ -5,7 +5,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { createStore, describeStore, storeConfigFromEnv } from '../activities/store';
-import { applyLocalStoreEnv, connectClient, NoServerError, temporalSettings, type TemporalSettings } from '../infra/config';
+import { applyLocalStoreEnv, connectClient, NoServerError, queuePrefixFromEnv, temporalSettings, type TemporalSettings } from '../infra/config';
 import { DEFAULT_PORTS, defaultStateDir, down, readServers, up } from '../infra/servers';
 import { startWorkers, type RunningWorkers } from '../infra/worker';
 import { formatDuration } from '../pipelines/duration';
@@ -155,7 +155,7 @@ function program(): Command {
 }
 
 async function loadPlan(specFile: string): Promise<Plan> {
-  return planPipeline(await loadSpecFile(specFile));
+  return planPipeline(await loadSpecFile(specFile), { queuePrefix: queuePrefixFromEnv() });
 }
 
 async function startLocalServers(stateDir: string, ports?: Partial<typeof DEFAULT_PORTS>): Promise<void> {
@@ -166,12 +166,17 @@ async function startLocalServers(stateDir: string, ports?: Partial<typeof DEFAUL
   log(`  state     ${servers.stateDir}`);
 }
 
-async function startWorkersFor(stateDir: string, queues: TaskQueue[]): Promise<RunningWorkers> {
+async function startWorkersFor(stateDir: string, queues: TaskQueue[], logLevel: 'WARN' | 'ERROR' = 'WARN'): Promise<RunningWorkers> {
   const settings = await temporalSettings(stateDir);
   if (settings.source === 'local') await applyLocalStoreEnv(stateDir);
   const config = storeConfigFromEnv();
   log(`store: ${describeStore(config)}`);
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // In-process workers of `run --local` stay quiet: the run's own output reports failures.
+  try {
+    Runtime.install({ logger: new DefaultLogger(logLevel) });
+  } catch {
+    // Installed already (main() called twice in one process, as tests do).
+  }
   return startWorkers({ settings, store: createStore(config), queues });
 }
 
@@ -181,12 +186,13 @@ async function runPlan(
 ): Promise<RunSummary | undefined> {
   const settings = await temporalSettings(opts.stateDir);
   const neededQueues = [...new Set<TaskQueue>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)])];
-  const workers = opts.local ? await startWorkersFor(opts.stateDir, neededQueues) : undefined;
+  const workers = opts.local ? await startWorkersFor(opts.stateDir, neededQueues, 'ERROR') : undefined;
   const client = await connectClient(settings);
   try {
     if (!workers) {
       for (const queue of await queuesWithoutWorkers(client, plan)) {
-        log(`warning: no worker polls the "${queue}" queue, so its stages will wait. Start one with "tempered worker --queue ${queue}", or use "tempered run --local"`);
+        const pool = queue.slice(plan.queuePrefix.length);
+        log(`warning: no worker polls the "${queue}" queue, so its stages will wait. Start one with "tempered worker --queue ${pool}", or use "tempered run --local"`);
       }
     }
     const runId = opts.runId ?? newRunId();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import { TASK_QUEUES, type Plan } from '../pipelines/plan';
+import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
 import type { RunStatus, RunSummary } from '../workflows/types';
 
@@ -34,7 +34,7 @@ export async function startRun(client: Client, plan: Plan, runId: string): Promi
   }
   const input: PipelineWorkflowInput = { runId, plan };
   await client.workflow.start(WORKFLOW_TYPE, {
-    taskQueue: TASK_QUEUES.cpu,
+    taskQueue: taskQueueName(TASK_QUEUES.cpu, plan.queuePrefix),
     workflowId,
     args: [input],
     workflowIdConflictPolicy: 'USE_EXISTING',
@@ -144,16 +144,16 @@ export async function listRuns(client: Client, limit: number): Promise<Array<{ w
 
 /** Task queues the plan needs that no worker is polling right now. */
 export async function queuesWithoutWorkers(client: Client, plan: Plan): Promise<string[]> {
-  const needed = new Set<string>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)]);
+  const needed = new Set<typeof TASK_QUEUES.cpu | typeof TASK_QUEUES.gpu>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)]);
   const missing: string[] = [];
   for (const queue of needed) {
     // Activity pollers on the queue; the cpu queue's worker also polls workflow tasks.
     const response = await client.workflowService.describeTaskQueue({
       namespace: client.options.namespace,
-      taskQueue: { name: queue },
+      taskQueue: { name: taskQueueName(queue as typeof TASK_QUEUES.cpu, plan.queuePrefix) },
       taskQueueType: 2, // TASK_QUEUE_TYPE_ACTIVITY
     });
-    if ((response.pollers ?? []).length === 0) missing.push(queue);
+    if ((response.pollers ?? []).length === 0) missing.push(taskQueueName(queue, plan.queuePrefix));
   }
   return missing;
 }

@@ -96,3 +96,8 @@ export async function applyLocalStoreEnv(stateDir = defaultStateDir()): Promise<
   env.AWS_REGION ??= 'us-east-1';
   return `${env.TEMPERED_STORE} at ${local.minio.endpoint}`;
 }
+
+/** `TEMPERED_TASK_QUEUE_PREFIX`: lets several deployments (or tests) share one namespace. Default ''. */
+export function queuePrefixFromEnv(): string {
+  return process.env.TEMPERED_TASK_QUEUE_PREFIX ?? '';
+}

@@ -2,15 +2,17 @@ import * as os from 'node:os';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { ArtifactStore } from '../activities/store';
-import { TASK_QUEUES, type TaskQueue } from '../pipelines/plan';
-import { connectionOptions, type TemporalSettings } from './config';
+import { TASK_QUEUES, taskQueueName, type TaskQueue } from '../pipelines/plan';
+import { connectionOptions, queuePrefixFromEnv, type TemporalSettings } from './config';
 
 /** Options of the workers one process runs. */
 export interface WorkerOptions {
   settings: TemporalSettings;
   store: ArtifactStore;
-  /** Queues to poll. Workflows run on the `cpu` queue's worker. Default both. */
+  /** Pools to poll. Workflows run on the `cpu` pool's worker. Default both. */
   queues?: TaskQueue[];
+  /** Task queue name prefix. Default `TEMPERED_TASK_QUEUE_PREFIX` or ''. */
+  queuePrefix?: string;
   /** GPUs on this node: a `gpu` worker runs one training activity per GPU. Default `TEMPERED_GPUS` or 1. */
   gpus?: number;
   /** Pre-built workflow bundle (tests and `run --local` build it once). */
@@ -43,7 +45,7 @@ export async function startWorkers(options: WorkerOptions): Promise<RunningWorke
         Worker.create({
           connection,
           namespace: options.settings.namespace,
-          taskQueue,
+          taskQueue: taskQueueName(taskQueue, options.queuePrefix ?? queuePrefixFromEnv()),
           activities,
           ...(taskQueue === TASK_QUEUES.cpu ? { workflowBundle: bundle } : {}),
           // A GPU worker takes one activity per GPU; CPU stages are bounded by cores.

@@ -15,7 +15,10 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   noop: 1,
 };
 
-/** Task queues work is routed to (DESIGN invariant 7). Workflows run on `cpu`. */
+/**
+ * Worker pools work is routed to (DESIGN invariant 7). Workflows run on `cpu`. The task queue's
+ * name is the plan's `queuePrefix` followed by the pool, so several deployments can share a namespace.
+ */
 export const TASK_QUEUES = { cpu: 'cpu', gpu: 'gpu' } as const;
 export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
@@ -51,14 +54,27 @@ export interface Plan {
   baseDir: string;
   /** sha256 of the canonical validated spec. */
   specDigest: string;
+  /** Prepended to `cpu`/`gpu` to name the task queues. Default ''. */
+  queuePrefix: string;
   /** Stages in topological order. */
   stages: PlannedStage[];
   /** Waves of stages that can run in parallel, for display. */
   levels: string[][];
 }
 
+/** Options of `planPipeline`. */
+export interface PlanOptions {
+  /** Task queue name prefix (`TEMPERED_TASK_QUEUE_PREFIX` in the CLI). Default ''. */
+  queuePrefix?: string;
+}
+
+/** The task queue name of a pool under a prefix. */
+export function taskQueueName(pool: TaskQueue, queuePrefix = ''): string {
+  return `${queuePrefix}${pool}`;
+}
+
 /** Turns a validated spec into a plan. */
-export function planPipeline(loaded: LoadedSpec): Plan {
+export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Plan {
   const { spec } = loaded;
   const deps = new Map(Object.entries(spec.stages).map(([name, stage]) => [name, dependenciesOf(stage)]));
   const order = topologicalOrder(deps);
@@ -93,6 +109,7 @@ export function planPipeline(loaded: LoadedSpec): Plan {
     seed: spec.seed,
     baseDir: loaded.baseDir,
     specDigest: sha256Hex(canonicalJson(spec)),
+    queuePrefix: options.queuePrefix ?? '',
     stages,
     levels: levelsOf(stages),
   };

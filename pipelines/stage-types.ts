@@ -25,6 +25,8 @@ export const CollectOptionsSchema = z.strictObject({
   sources: z.array(SourceSchema).min(1),
   /** How files are read. `auto` picks by extension (.jsonl, .csv, else text). Default `auto`. */
   format: z.enum(['auto', 'text', 'jsonl', 'csv']).default('auto'),
+  /** How file bytes are decoded: `utf-8` fails on invalid bytes; `utf-8-or-windows-1252` falls back per file (legacy mail). Default `utf-8`. */
+  encoding: z.enum(['utf-8', 'utf-8-or-windows-1252']).default('utf-8'),
   /** For jsonl/csv: the field holding the text. Default `text`. */
   textField: z.string().default('text'),
   /** For jsonl/csv: the field holding the label. Default: none. */

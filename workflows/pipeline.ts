@@ -43,7 +43,7 @@ export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): 
     }
     run.start(stage.name);
     try {
-      const outcome = await stageActivity(stage)({
+      const outcome = await stageActivity(stage, plan.queuePrefix)({
         runId,
         pipeline: plan.pipeline,
         stage: stage.name,
@@ -87,10 +87,10 @@ export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): 
   return summary;
 }
 
-function stageActivity(stage: PlannedStage): StageActivity {
+function stageActivity(stage: PlannedStage, queuePrefix: string): StageActivity {
   const { activity } = stage;
   const activities = proxyActivities<Record<string, StageActivity>>({
-    taskQueue: activity.taskQueue,
+    taskQueue: `${queuePrefix}${activity.taskQueue}`,
     activityId: stage.name,
     startToCloseTimeout: activity.startToCloseTimeoutMs,
     heartbeatTimeout: activity.heartbeatTimeoutMs,

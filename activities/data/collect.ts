@@ -4,7 +4,7 @@ import path from 'node:path';
 import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import type { CollectOptions, Source } from '../../pipelines/stage-types';
 import { parseCsv } from './csv';
-import { decodeText, type TextEncodingPolicy } from './decode';
+import { decodeText } from './decode';
 import {
   DuplicateIdError,
   EmptySourceError,
@@ -18,12 +18,6 @@ import { shortSha256 } from './hash';
 import { seedFrom } from './random';
 import type { DataRecord } from './record';
 import { createS3SourceReader, sourcePrefix, type S3SourceReader } from './s3-source';
-
-/**
- * Collect options plus `encoding`, which the stage schema does not have yet. Default `utf-8`;
- * `utf-8-or-windows-1252` is needed for the SpamAssassin corpus, where 500 of 6,046 mails are not UTF-8.
- */
-export type CollectInput = CollectOptions & { encoding?: TextEncodingPolicy };
 
 /** What collectRecords needs besides its options. */
 export interface CollectContext {
@@ -90,14 +84,13 @@ interface LocatedRecord {
  * keeps the smallest draws; kept records stay in input order.
  */
 export async function collectRecords(
-  options: CollectInput,
+  options: CollectOptions,
   ctx: CollectContext,
 ): Promise<{ records: DataRecord[]; metrics: CollectMetrics }> {
   const labelRule =
     options.labelFromPath === undefined
       ? undefined
       : { regex: options.labelFromPath, pattern: compileLabelPattern(options.labelFromPath) };
-  const policy = options.encoding ?? 'utf-8';
   let s3 = ctx.s3;
   const located: LocatedRecord[] = [];
   const sourceMetrics: SourceMetrics[] = [];
@@ -117,7 +110,7 @@ export async function collectRecords(
     sourceMetrics.push(metrics);
     for (const file of files) {
       const bytes = await file.read();
-      const { text, fellBack } = decodeText(bytes, file.name, policy);
+      const { text, fellBack } = decodeText(bytes, file.name, options.encoding);
       if (fellBack) decodedAsWindows1252++;
       const pathLabel = labelRule ? labelFromPath(file.name, labelRule.pattern, labelRule.regex) : undefined;
       const parsed = recordsFromFile(text, file.name, pathLabel, options);
@@ -426,27 +419,13 @@ function jsonlRows(text: string, name: string): Row[] {
 }
 
 function csvRows(text: string, name: string, options: CollectOptions): Row[] {
-  const [header, ...body] = parseCsv(text, name);
-  if (!header) return [];
-  const columns = header.fields;
-  const describe = (): string => `columns in the header on line ${header.line}: ${columns.join(', ')}`;
+  const { columns, headerLine, records } = parseCsv(text, name);
+  if (columns.length === 0) return [];
+  const describe = (): string => `columns in the header on line ${headerLine}: ${columns.join(', ')}`;
   if (!columns.includes(options.textField)) {
-    throw new MissingFieldError(name, header.line, options.textField, 'textField', `is not a column (${describe()})`);
+    throw new MissingFieldError(name, headerLine, options.textField, 'textField', `is not a column (${describe()})`);
   }
-  return body.map(({ line, fields }) => {
-    if (fields.length !== columns.length) {
-      throw new MalformedRecordError(
-        name,
-        line,
-        `row has ${fields.length} fields but the header has ${columns.length}`,
-        'quote fields that contain commas or newlines, and write quotes inside them as ""',
-      );
-    }
-    const named: Record<string, unknown> = {};
-    // Reverse so that with a repeated column name the first occurrence wins.
-    for (let i = columns.length - 1; i >= 0; i--) named[columns[i]] = fields[i];
-    return { line, fields: named, describe };
-  });
+  return records.map(({ line, fields }) => ({ line, fields, describe }));
 }
 
 /** A field as a string: labels and ids may be numbers or booleans; text must be a string. */

@@ -1,95 +1,98 @@
+import { CsvError, parse } from 'csv-parse/sync';
 import { MalformedRecordError } from './errors';
 
-/** One CSV row and the 1-based line it starts on (rows may span lines inside quotes). */
-export interface CsvRow {
+/** One CSV record: its values by column name and the 1-based line it starts on. */
+export interface CsvRecord {
   line: number;
-  fields: string[];
+  fields: Record<string, string>;
 }
 
+/** A CSV file read against its header. `columns` is empty when the file holds no header. */
+export interface CsvTable {
+  columns: string[];
+  /** 1-based line of the header (blank lines before it are skipped). */
+  headerLine: number;
+  records: CsvRecord[];
+}
+
+const countMatches = (value: string, pattern: RegExp): number => value.match(pattern)?.length ?? 0;
+const lineBreaks = (values: readonly unknown[]): number =>
+  values.reduce<number>((sum, v) => sum + (typeof v === 'string' ? countMatches(v, /\r\n|\n|\r/g) : 0), 0);
+const crlfPairs = (values: readonly unknown[]): number =>
+  values.reduce<number>((sum, v) => sum + (typeof v === 'string' ? countMatches(v, /\r\n/g) : 0), 0);
+
+const QUOTING_FIX = 'quote fields that contain commas, quotes or newlines, and write quotes inside them as ""';
+
 /**
- * Parses RFC 4180 CSV: comma-separated, fields optionally double-quoted, `""` inside quotes is a
- * quote, quoted fields may hold commas and newlines, lines end in LF, CRLF or CR. Blank lines are
- * skipped. A stray quote inside an unquoted field is kept literally, as most producers intend.
- * Throws MalformedRecordError naming `file` and the line for an unterminated quote or text after a
- * closing quote.
+ * Reads RFC 4180 CSV with csv-parse: the first non-blank line is the header, fields may be quoted,
+ * `""` inside quotes is a quote, quoted fields may hold commas and newlines, lines end in LF, CRLF or
+ * CR, blank lines are skipped and a BOM is dropped. Nothing is relaxed: a stray quote, text after a
+ * closing quote, an unclosed quote, a row whose field count differs from the header's, or a column
+ * name used twice throws MalformedRecordError naming `file` and the line.
  */
-export function parseCsv(text: string, file: string): CsvRow[] {
-  const rows: CsvRow[] = [];
-  let fields: string[] = [];
-  let field = '';
-  let line = 1;
-  let rowLine = 1;
-  let i = 0;
-  const n = text.length;
-
-  const endRow = (): void => {
-    fields.push(field);
-    field = '';
-    if (!(fields.length === 1 && fields[0] === '')) rows.push({ line: rowLine, fields });
-    fields = [];
-  };
-  const skipNewline = (): void => {
-    if (text[i] === '\r' && text[i + 1] === '\n') i++;
-    i++;
-    line++;
-    rowLine = line;
-  };
-
-  while (i < n) {
-    const c = text[i];
-    if (c === '"' && field === '') {
-      const quoteLine = line;
-      i++;
-      for (;;) {
-        if (i >= n) {
+export function parseCsv(text: string, file: string): CsvTable {
+  const headerLine = 1 + lineBreaks([/^\ufeff?(?:\r\n|\n|\r)*/.exec(text)?.[0] ?? '']);
+  let columns: string[] = [];
+  // csv-parse counts CR and LF inside a quoted field as a line each, so every CRLF there adds one
+  // line too many to `lines` for the rest of the file; this is the running correction.
+  let overcount = 0;
+  try {
+    const records = parse<CsvRecord, Record<string, string>>(text, {
+      bom: true,
+      columns: (header: string[]) => {
+        // csv-parse would let a repeated name silently keep the last value.
+        const repeated = header.find((name, i) => header.indexOf(name) !== i);
+        if (repeated !== undefined) {
           throw new MalformedRecordError(
             file,
-            quoteLine,
-            'quoted field is never closed',
-            'close the field with a double quote, and write quotes inside it as ""',
+            headerLine,
+            `column ${JSON.stringify(repeated)} appears more than once in the header`,
+            'give every column a distinct name',
           );
         }
-        const q = text[i];
-        if (q === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        if (q === '\n' || (q === '\r' && text[i + 1] !== '\n')) line++;
-        field += q;
-        i++;
-      }
-      const after = text[i];
-      if (i < n && after !== ',' && after !== '\n' && after !== '\r') {
-        throw new MalformedRecordError(
-          file,
-          line,
-          `unexpected ${JSON.stringify(after)} after a closing quote`,
-          'quote the whole field and write quotes inside it as ""',
-        );
-      }
-    } else if (c === ',') {
-      fields.push(field);
-      field = '';
-      i++;
-    } else if (c === '\n' || c === '\r') {
-      endRow();
-      skipNewline();
-    } else {
-      let end = i + 1;
-      while (end < n) {
-        const d = text[end];
-        if (d === ',' || d === '\n' || d === '\r') break;
-        end++;
-      }
-      field += text.slice(i, end);
-      i = end;
-    }
+        overcount += crlfPairs(header);
+        columns = header;
+        return header;
+      },
+      // csv-parse reports the line a record ends on; its newlines take it back to where it starts.
+      on_record: (fields, { lines }) => {
+        const values = Object.values(fields);
+        overcount += crlfPairs(values);
+        return { line: lines - overcount - lineBreaks(values), fields };
+      },
+      // Without a list csv-parse keeps the first line ending it meets, so in a file that mixes them
+      // rows would silently merge. CRLF comes first so it is not read as two endings.
+      record_delimiter: ['\r\n', '\n', '\r'],
+      skip_empty_lines: true,
+    });
+    return { columns, headerLine, records };
+  } catch (error) {
+    if (!(error instanceof CsvError)) throw error;
+    throw malformed(error, file, (typeof error.lines === 'number' ? error.lines : 0) - overcount);
   }
-  if (field !== '' || fields.length > 0) endRow();
-  return rows;
+}
+
+/** csv-parse's error as ours, at `line` (where csv-parse stopped), with the usual fix. */
+function malformed(error: CsvError, file: string, line: number): MalformedRecordError {
+  switch (error.code) {
+    case 'CSV_RECORD_INCONSISTENT_COLUMNS': {
+      const fields = Array.isArray(error.record) ? (error.record as unknown[]) : [];
+      const expected = Array.isArray(error.columns) ? error.columns.length : 'a different number';
+      const start = line - crlfPairs(fields) - lineBreaks(fields);
+      return new MalformedRecordError(file, start, `row has ${fields.length} fields but the header has ${expected}`, QUOTING_FIX);
+    }
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return new MalformedRecordError(
+        file,
+        line,
+        'a quoted field is still open at the end of the file',
+        `find the quote that opens it above this line; ${QUOTING_FIX}`,
+      );
+    case 'CSV_INVALID_CLOSING_QUOTE':
+      return new MalformedRecordError(file, line, 'text follows the closing quote of a field', QUOTING_FIX);
+    case 'INVALID_OPENING_QUOTE':
+      return new MalformedRecordError(file, line, 'a quote appears inside an unquoted field', QUOTING_FIX);
+    default:
+      return new MalformedRecordError(file, line, `is not valid CSV (${error.message})`, QUOTING_FIX);
+  }
 }

@@ -1,8 +1,9 @@
+import type { CollectOptions } from '../../pipelines/stage-types';
 import { InvalidUtf8Error } from './errors';
 
-/** How collect turns file bytes into text. `utf-8` rejects invalid bytes; `utf-8-or-windows-1252`
- * falls back per file to Windows-1252, the usual charset of legacy mail corpora. */
-export type TextEncodingPolicy = 'utf-8' | 'utf-8-or-windows-1252';
+/** How collect turns file bytes into text (collect `encoding`). `utf-8` rejects invalid bytes;
+ * `utf-8-or-windows-1252` falls back per file to Windows-1252, the usual charset of legacy mail corpora. */
+export type TextEncodingPolicy = CollectOptions['encoding'];
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 

@@ -5,7 +5,6 @@ export { createRandom, seedFrom, shuffleInPlace, type Random } from './random';
 export {
   collectRecords,
   type CollectContext,
-  type CollectInput,
   type CollectMetrics,
   type SourceMetrics,
 } from './collect';

@@ -1,6 +1,6 @@
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import picomatch from 'picomatch';
 import { InvalidOptionError } from './errors';
-import { globToRegExp } from './glob-match';
 
 /** One object found under an S3 source prefix. */
 export interface S3SourceObject {
@@ -41,12 +41,14 @@ export function sourcePrefix(uri: string): { bucket: string; prefix: string } {
   return { bucket, prefix: key === '' || key.endsWith('/') ? key : `${key}/` };
 }
 
-/** Whether a key below a source prefix is selected by the source's `include` glob. */
+/** Whether a key below a source prefix is selected by the source's `include` glob (default: every key). */
 export function compileInclude(include: string | undefined): (relativeKey: string) => boolean {
   if (include === undefined) return () => true;
-  let pattern: RegExp;
   try {
-    pattern = globToRegExp(include);
+    // The options tinyglobby uses for local sources, so one glob selects alike on disk and in S3:
+    // `posix` makes `[!abc]` a negated class (picomatch otherwise reads `!` as a member), dotfiles
+    // need an explicit `.`. Keys always use `/`, whatever the worker's platform.
+    return picomatch(include, { posix: true, strictBrackets: true, windows: false });
   } catch (error) {
     throw new InvalidOptionError(
       's3 source include',
@@ -55,7 +57,6 @@ export function compileInclude(include: string | undefined): (relativeKey: strin
       'use *, **, ?, [abc] and balanced {a,b}',
     );
   }
-  return (relativeKey) => pattern.test(relativeKey);
 }
 
 /** An S3SourceReader over the AWS SDK: paginated ListObjectsV2 and GetObject, standard credential

