@@ -160,6 +160,11 @@ export class S3ArtifactStore extends BaseArtifactStore {
     try {
       await upload.done();
     } catch (err) {
+      // Deleted behind our back: recreate it on the retry, instead of calling the artifact missing.
+      if ((err as Error).name === 'NoSuchBucket') {
+        this.bucketReady = undefined;
+        throw err;
+      }
       throw this.mapError(err, key);
     }
   }
@@ -181,7 +186,8 @@ export class S3ArtifactStore extends BaseArtifactStore {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
       return;
     } catch (err) {
-      if (!(this.mapError(err, '') instanceof ArtifactNotFoundError)) throw this.mapError(err, '');
+      const mapped = this.mapError(err, '');
+      if (!(mapped instanceof ArtifactNotFoundError)) throw mapped;
     }
     try {
       const region = await this.client.config.region();
