@@ -7,11 +7,12 @@
 //     node dist/bench/artifact-throughput.js
 //
 // Optional: TEMPERED_BENCH_MB (object size, default 512), TEMPERED_BENCH_BUCKET (default
-// `tempered-bench`), TEMPERED_BENCH_PART_MB / TEMPERED_BENCH_QUEUE (store multipart tuning).
+// `tempered-bench`), TEMPERED_BENCH_PART_MB / TEMPERED_BENCH_QUEUE (store multipart tuning;
+// default: the store's defaults).
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { S3ArtifactStore } from '../activities/store/s3-store';
+import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, S3ArtifactStore } from '../activities/store/s3-store';
 import type { ArtifactRef } from '../workflows/types';
 
 const MiB = 1024 * 1024;
@@ -44,8 +45,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Throug
   const endpoint = env.TEMPERED_S3_ENDPOINT;
   if (!endpoint) throw new Error('set TEMPERED_S3_ENDPOINT (and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) to a MinIO');
   const size = Number(env.TEMPERED_BENCH_MB ?? 512) * MiB;
-  const partSize = Number(env.TEMPERED_BENCH_PART_MB ?? 8) * MiB;
-  const queueSize = Number(env.TEMPERED_BENCH_QUEUE ?? 4);
+  const partSize = env.TEMPERED_BENCH_PART_MB ? Number(env.TEMPERED_BENCH_PART_MB) * MiB : DEFAULT_PART_SIZE;
+  const queueSize = env.TEMPERED_BENCH_QUEUE ? Number(env.TEMPERED_BENCH_QUEUE) : DEFAULT_QUEUE_SIZE;
   const bucket = env.TEMPERED_BENCH_BUCKET ?? 'tempered-bench';
 
   const region = env.AWS_REGION || 'us-east-1';
@@ -173,7 +174,7 @@ function round(value: number, digits: number): number {
 }
 
 if (require.main === module) {
-  main().then(
+  void main().then(
     () => process.exit(0),
     (err: unknown) => {
       console.error(err);

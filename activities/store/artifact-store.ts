@@ -101,12 +101,12 @@ export abstract class BaseArtifactStore implements ArtifactStore {
     verify.once('close', () => {
       if (!opened) abort.abort();
     });
-    this.openObject(key, abort.signal).then(
+    void this.openObject(key, abort.signal).then(
       (source) => {
         opened = true;
         if (verify.destroyed) source.destroy();
         // Errors (source or integrity) surface on `verify`, which pipeline destroys with them.
-        else pipeline(source, verify).catch(() => undefined);
+        else void pipeline(source, verify).catch(() => undefined);
       },
       (err: unknown) => verify.destroy(asError(err)),
     );

@@ -7,7 +7,7 @@ import { S3ArtifactStore, type S3StoreOptions } from './s3-store';
 
 /**
  * Creates the store `config` describes; default: from the environment (`storeConfigFromEnv`).
- * `s3` tunes multipart transfers (defaults: 8 MiB parts, 4 in flight). An S3 bucket is created
+ * `s3` tunes multipart transfers (defaults: 8 MiB parts, 3 in flight). An S3 bucket is created
  * on the first write if missing.
  */
 export function createStore(

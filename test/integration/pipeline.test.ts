@@ -163,3 +163,44 @@ stages:
   for await (const e of h.client.workflow.list({ query: `WorkflowId = '${first.workflowId}'` })) executions.push(e);
   expect(executions).toHaveLength(1);
 });
+
+test('cancelling a run cancels its running stage', async () => {
+  const plan = planPipeline(loadSpecText(`
+apiVersion: tempered.dev/v1
+name: cancel-it
+stages:
+  long: { type: noop, sleepMs: 120000, heartbeatTimeout: 3s }
+  after-long: { type: noop, after: [long] }
+`, path.join(dataDir, 'spec.yaml')));
+  const { workflowId } = await startRun(h.client, plan, newRunId());
+  const handle = h.client.workflow.getHandle(workflowId);
+  for (let i = 0; i < 100; i++) {
+    const progress = await handle.query('progress') as { stages: Record<string, { status: string }> };
+    if (progress.stages.long.status === 'running') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const cancelledAt = Date.now();
+  await handle.cancel();
+  const summary = await waitForSummary(h.client, workflowId, 30_000);
+  expect(summary.status).toBe('cancelled');
+  expect(summary.stages.long.status).toBe('cancelled');
+  expect(summary.stages['after-long'].status).toBe('cancelled');
+  expect(Date.now() - cancelledAt).toBeLessThan(15_000); // not the 120 s the stage would have slept
+});
+
+test('collect reads an S3 prefix', async () => {
+  await h.store.put('sources/mail/ham-1/a.txt', 'A perfectly ordinary message about the quarterly meeting.', 'text/plain');
+  await h.store.put('sources/mail/spam-1/b.txt', 'Congratulations, you have won a prize, claim it now.', 'text/plain');
+  await h.store.put('sources/mail/notes.md', 'not selected by the include glob', 'text/markdown');
+  const { summary } = await run(`
+apiVersion: tempered.dev/v1
+name: s3-collect-it
+stages:
+  collect:
+    type: collect
+    sources: [{ s3: "s3://${h.bucket}/sources/mail/", include: "**/*.txt" }]
+    labelFromPath: "(?<label>ham|spam)-\\\\d+/"
+`);
+  expect(summary.status).toBe('succeeded');
+  expect(summary.stages.collect.metrics).toMatchObject({ records: 2, labels: { ham: 1, spam: 1 } });
+});

@@ -25,12 +25,10 @@ export interface BackendFixture {
   cleanup(): Promise<void>;
 }
 
-/** `describe(title)` once per backend; the S3 one shows as skipped when there is no MinIO. */
-export function describeEachBackend(title: string, body: (backend: BackendName) => void): void {
-  for (const backend of ['file', 's3'] as const) {
-    const run = backend === 's3' && s3Endpoint === undefined ? describe.skip : describe;
-    run(`${title} (${backend})`, () => body(backend));
-  }
+/** `describe(title)` for one backend; the S3 one shows as skipped when there is no MinIO. */
+export function describeBackend(title: string, backend: BackendName, body: () => void): void {
+  const run = backend === 's3' && s3Endpoint === undefined ? describe.skip : describe;
+  run(`${title} (${backend})`, body);
 }
 
 export async function createFixture(name: BackendName): Promise<BackendFixture> {

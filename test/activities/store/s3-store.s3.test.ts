@@ -1,4 +1,4 @@
-// S3-only behaviour, on the real MinIO the jest globalSetup provides.
+// S3-only behaviour. Needs the MinIO that the integration project's globalSetup starts.
 import { DeleteBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomUUID } from 'node:crypto';
 import { ArtifactNotFoundError, isNonRetryableStoreError, StoreConfigError } from '../../../activities/store/errors';
