@@ -1,15 +1,25 @@
+/** Fields that name one other stage whose outputs the stage reads (besides `input`). */
+export const REFERENCE_FIELDS = ['tokenizer', 'from', 'model', 'teacher'] as const;
+
 /** The stage fields that name other stages, in a stage of any shape (validated or raw). */
-export function referencesOf(stage: unknown): { inputs: string[]; after: string[] } {
-  const s = (stage ?? {}) as { input?: unknown; after?: unknown };
+export function referencesOf(stage: unknown): { inputs: string[]; named: Array<[field: string, stage: string]>; after: string[] } {
+  const s = (stage ?? {}) as Record<string, unknown>;
   const names = (v: unknown): string[] =>
     typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-  return { inputs: names(s.input), after: names(s.after) };
+  // `model` is a stage name in evaluate/quantize but a shape object in finetune/distill: strings only.
+  const named = REFERENCE_FIELDS.filter((f) => typeof s[f] === 'string').map((f): [string, string] => [f, s[f] as string]);
+  return { inputs: names(s.input), named, after: names(s.after) };
 }
 
-/** Every stage a stage waits for: its inputs, then its `after` list, without repeats. */
+/** Every stage whose outputs a stage reads: `input` first, then named references, without repeats. */
+export function readsOf(stage: unknown): string[] {
+  const { inputs, named } = referencesOf(stage);
+  return [...new Set([...inputs, ...named.map(([, name]) => name)])];
+}
+
+/** Every stage a stage waits for: what it reads, then its `after` list, without repeats. */
 export function dependenciesOf(stage: unknown): string[] {
-  const { inputs, after } = referencesOf(stage);
-  return [...new Set([...inputs, ...after])];
+  return [...new Set([...readsOf(stage), ...referencesOf(stage).after])];
 }
 
 /** A cycle as a list of names (first repeated at the end), or undefined. Ignores unknown names. */

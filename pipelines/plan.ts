@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from './canonical-json';
-import { dependenciesOf, referencesOf, topologicalOrder } from './graph';
+import { dependenciesOf, readsOf, topologicalOrder } from './graph';
 import type { LoadedSpec } from './load';
 import { COMMON_STAGE_KEYS, type StageType } from './schema';
 
@@ -13,6 +13,12 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   augment: 1,
   split: 1,
   noop: 1,
+  tokenizer: 1,
+  finetune: 1,
+  evaluate: 1,
+  distill: 1,
+  quantize: 1,
+  command: 1,
 };
 
 /**
@@ -35,7 +41,7 @@ export interface PlannedStage {
   name: string;
   type: StageType;
   description?: string;
-  /** Stages whose outputs this stage reads, in spec order. */
+  /** Stages whose outputs this stage reads: `input` first, then `tokenizer`, `from`, `model`, `teacher`. */
   inputs: string[];
   /** Every stage that must succeed first (inputs and `after`). */
   dependsOn: string[];
@@ -86,7 +92,7 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
       name,
       type: stage.type,
       ...(stage.description ? { description: stage.description } : {}),
-      inputs: referencesOf(stage).inputs,
+      inputs: readsOf(stage),
       dependsOn: deps.get(name) ?? [],
       config,
       activity: {

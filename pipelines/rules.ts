@@ -16,7 +16,7 @@ export function checkRules(raw: unknown): RuleProblem[] {
   const stagesValue = (raw as { stages?: unknown } | null)?.stages;
   if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [];
   const stages = stagesValue as Record<string, RawStage>;
-  return [...graphRules(stages), ...dataRules(stages)];
+  return [...graphRules(stages), ...dataRules(stages), ...trainingRules(stages)];
 }
 
 /** Inputs name existing stages, nothing depends on itself, and there are no cycles. */
@@ -24,8 +24,9 @@ function graphRules(stages: Record<string, RawStage>): RuleProblem[] {
   const problems: RuleProblem[] = [];
   const names = Object.keys(stages);
   for (const [name, stage] of Object.entries(stages)) {
-    const { inputs, after } = referencesOf(stage);
-    for (const [field, refs] of [['input', inputs], ['after', after]] as const) {
+    const { inputs, after, named } = referencesOf(stage);
+    const fields: Array<[string, string[]]> = [['input', inputs], ['after', after], ...named.map(([f, n]): [string, string[]] => [f, [n]])];
+    for (const [field, refs] of fields) {
       refs.forEach((ref, i) => {
         const where = ['stages', name, field, ...(Array.isArray(stage?.[field]) ? [i] : [])];
         if (ref === name) {
@@ -97,4 +98,65 @@ function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
     }
   }
   return problems;
+}
+
+const MODEL_STAGES = new Set(['finetune', 'distill', 'quantize']);
+const DATASET_STAGES = new Set(['split', 'augment', 'command']);
+
+/** Training stage rules: what each reference must point at, and model shapes that can be built. */
+function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  const typeOf = (name: unknown) => (typeof name === 'string' ? (stages[name]?.type as string | undefined) : undefined);
+  for (const [name, stage] of Object.entries(stages)) {
+    if (!stage || typeof stage !== 'object') continue;
+    const at = (...p: Array<string | number>) => ['stages', name, ...p];
+    const { inputs } = referencesOf(stage);
+    const expectRef = (field: string, allowed: Set<string>, what: string) => {
+      const ref = stage[field];
+      const refType = typeOf(ref);
+      if (typeof ref === 'string' && refType !== undefined && !allowed.has(refType)) {
+        problems.push({ path: at(field), message: `"${ref}" is ${withArticle(refType)} stage; ${field} must name ${what}` });
+      }
+    };
+    const needsOneDataset = (role: string) => {
+      if (inputs.length !== 1) {
+        problems.push({ path: at('input'), message: `a ${stage.type} stage reads exactly one dataset (${role}); found ${inputs.length}. Set "input: <split or augment stage>"` });
+      } else if (typeOf(inputs[0]) !== undefined && !DATASET_STAGES.has(typeOf(inputs[0])!)) {
+        problems.push({ path: at('input'), message: `"${inputs[0]}" is ${withArticle(typeOf(inputs[0])!)} stage; ${stage.type} reads a split (train/validation/test): name a split or augment stage` });
+      }
+    };
+    switch (stage.type) {
+      case 'tokenizer':
+        if (inputs.length === 0) problems.push({ path: at('input'), message: 'a tokenizer stage trains on the train split of one or more split stages; set "input: [<split>, ...]"' });
+        break;
+      case 'finetune':
+        needsOneDataset('its train and validation splits');
+        if (stage.tokenizer === undefined && stage.from === undefined) {
+          problems.push({ path: at('tokenizer'), message: 'a fresh model needs a tokenizer: set "tokenizer: <tokenizer stage>", or "from: <finetune stage>" to continue a trained model' });
+        }
+        expectRef('tokenizer', new Set(['tokenizer']), 'a tokenizer stage');
+        expectRef('from', MODEL_STAGES, 'a finetune or distill stage');
+        break;
+      case 'distill':
+        needsOneDataset('the data the student learns from');
+        expectRef('teacher', new Set(['finetune', 'distill']), 'a finetune stage');
+        break;
+      case 'evaluate':
+        needsOneDataset('the split to evaluate on');
+        expectRef('model', MODEL_STAGES, 'a finetune, distill or quantize stage');
+        break;
+      case 'quantize':
+        expectRef('model', new Set(['finetune', 'distill']), 'a finetune or distill stage');
+        break;
+    }
+    const shape = stage.model as { dModel?: unknown; heads?: unknown } | undefined;
+    if (shape && typeof shape === 'object' && typeof shape.dModel === 'number' && typeof shape.heads === 'number' && shape.dModel % shape.heads !== 0) {
+      problems.push({ path: at('model', 'heads'), message: `dModel (${shape.dModel}) must be divisible by heads (${shape.heads})` });
+    }
+  }
+  return problems;
+}
+
+function withArticle(word: string): string {
+  return `${/^[aeiou]/.test(word) ? 'an' : 'a'} ${word}`;
 }

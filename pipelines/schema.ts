@@ -2,6 +2,12 @@ import { z } from 'zod';
 import { duration } from './duration';
 import {
   AugmentOptionsSchema,
+  CommandOptionsSchema,
+  DistillOptionsSchema,
+  EvaluateOptionsSchema,
+  FinetuneOptionsSchema,
+  QuantizeOptionsSchema,
+  TokenizerOptionsSchema,
   CleanOptionsSchema,
   CollectOptionsSchema,
   NoopOptionsSchema,
@@ -63,6 +69,12 @@ export const STAGE_SCHEMAS = {
   augment: stage('augment', AugmentOptionsSchema),
   split: stage('split', SplitOptionsSchema),
   noop: stage('noop', NoopOptionsSchema),
+  tokenizer: stage('tokenizer', TokenizerOptionsSchema),
+  finetune: stage('finetune', FinetuneOptionsSchema),
+  evaluate: stage('evaluate', EvaluateOptionsSchema),
+  distill: stage('distill', DistillOptionsSchema),
+  quantize: stage('quantize', QuantizeOptionsSchema),
+  command: stage('command', CommandOptionsSchema),
 } as const;
 
 export type StageType = keyof typeof STAGE_SCHEMAS;
@@ -75,6 +87,12 @@ export const StageSchema = z.discriminatedUnion('type', [
   STAGE_SCHEMAS.augment,
   STAGE_SCHEMAS.split,
   STAGE_SCHEMAS.noop,
+  STAGE_SCHEMAS.tokenizer,
+  STAGE_SCHEMAS.finetune,
+  STAGE_SCHEMAS.evaluate,
+  STAGE_SCHEMAS.distill,
+  STAGE_SCHEMAS.quantize,
+  STAGE_SCHEMAS.command,
 ]);
 export type Stage = z.infer<typeof StageSchema>;
 

@@ -137,3 +137,180 @@ export const NoopOptionsSchema = z.strictObject({
 export type NoopOptions = z.infer<typeof NoopOptionsSchema>;
 
 export { duration };
+
+// ---- training stages ---------------------------------------------------------------------
+
+/** Shape of a decoder-only transformer (used when a finetune stage does not start `from` another). */
+export const ModelShapeSchema = z.strictObject({
+  /** Transformer blocks. Default 2. */
+  layers: z.number().int().min(1).max(48).default(2),
+  /** Width of the residual stream; divisible by `heads`. Default 128. */
+  dModel: z.number().int().min(8).max(4096).default(128),
+  /** Attention heads. Default 4. */
+  heads: z.number().int().min(1).max(64).default(4),
+  /** Context length in tokens; longer examples are truncated. Default 128. */
+  context: z.number().int().min(8).max(4096).default(128),
+  /** MLP hidden width as a multiple of dModel. Default 4. */
+  mlpRatio: z.number().int().min(1).max(8).default(4),
+  /** Dropout probability in training. Default 0. */
+  dropout: z.number().min(0).max(0.9).default(0),
+});
+export type ModelShape = z.infer<typeof ModelShapeSchema>;
+
+export const LoraSchema = z.strictObject({
+  /** Rank of the adapter matrices. Default 8. */
+  rank: z.number().int().min(1).max(256).default(8),
+  /** Scaling numerator: updates are scaled by alpha / rank. Default 16. */
+  alpha: z.number().positive().default(16),
+  /** Dropout on the adapter input. Default 0. */
+  dropout: z.number().min(0).max(0.9).default(0),
+  /** Projections that get adapters. Default query and value. */
+  targets: z.array(z.enum(['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'])).min(1).default(['query', 'value']),
+});
+export type LoraOptions = z.infer<typeof LoraSchema>;
+
+export const OptimizerSchema = z.strictObject({
+  /** Peak learning rate. Default 3e-4. */
+  lr: z.number().positive().max(1).default(3e-4),
+  /** Decoupled (AdamW) weight decay on 2-D weights. Default 0.01. */
+  weightDecay: z.number().min(0).max(1).default(0.01),
+  /** Adam beta1. Default 0.9. */
+  beta1: z.number().min(0).lt(1).default(0.9),
+  /** Adam beta2. Default 0.95. */
+  beta2: z.number().min(0).lt(1).default(0.95),
+  /** Adam epsilon. Default 1e-8. */
+  eps: z.number().positive().default(1e-8),
+  /** Global-norm gradient clipping; 0 disables. Default 1. */
+  clipNorm: z.number().min(0).default(1),
+  /** Linear warmup steps, then cosine decay. Default 10% of steps. */
+  warmupSteps: z.number().int().min(0).optional(),
+  /** The learning rate decays to this fraction of `lr`. Default 0.1. */
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+});
+export type OptimizerOptions = z.infer<typeof OptimizerSchema>;
+
+export const TokenizerOptionsSchema = z.strictObject({
+  /** Vocabulary size, special tokens included. Default 2000. */
+  vocabSize: z.number().int().min(260).max(65_536).default(2000),
+  /** Byte pairs seen fewer times are not merged. Default 2. */
+  minFrequency: z.number().int().min(1).default(2),
+});
+export type TokenizerOptions = z.infer<typeof TokenizerOptionsSchema>;
+
+export const FinetuneOptionsSchema = z.strictObject({
+  /** `causal-lm` (next-token prediction on text) or `classify` (labels). */
+  objective: z.enum(['causal-lm', 'classify']),
+  /** The tokenizer stage. Required unless `from` names a model (its tokenizer is reused). */
+  tokenizer: z.string().optional(),
+  /** Start from this stage's model (two-phase adaptation); else a fresh model of `model`'s shape. */
+  from: z.string().optional(),
+  /** Shape of a fresh model. Ignored with `from`. */
+  model: ModelShapeSchema.prefault({}),
+  /** Train low-rank adapters only; base weights stay frozen. Default off. */
+  lora: LoraSchema.optional(),
+  /** Optimizer steps in all. Default 200. */
+  steps: z.number().int().min(1).default(200),
+  /** Examples per micro-batch. Default 16. */
+  batchSize: z.number().int().min(1).max(4096).default(16),
+  /** Micro-batches per optimizer step. Default 1. */
+  gradientAccumulation: z.number().int().min(1).max(1024).default(1),
+  optimizer: OptimizerSchema.prefault({}),
+  /** Validate every this many steps on `validationBatches` batches. Default 50. */
+  validateEvery: z.number().int().min(1).default(50),
+  /** Batches per validation. Default 8. */
+  validationBatches: z.number().int().min(1).default(8),
+  /** Stop when the metric has not improved for `patience` validations; the best checkpoint is kept. Default off. */
+  earlyStopping: z
+    .strictObject({
+      metric: z.enum(['valLoss', 'valAccuracy', 'valF1']).default('valLoss'),
+      patience: z.number().int().min(1).default(3),
+    })
+    .optional(),
+  /** Save a resumable checkpoint every this many steps. Default 50. */
+  checkpointEvery: z.number().int().min(1).default(50),
+  /** Compute backend: `auto` prefers tfjs-node-gpu, then tfjs-node, wasm, cpu. Default `auto`. */
+  backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
+  /** Use at most this many training examples (seeded sample). Default all. */
+  maxExamples: z.number().int().positive().optional(),
+});
+export type FinetuneOptions = z.infer<typeof FinetuneOptionsSchema>;
+
+const GateSchema = z.record(
+  z.string(),
+  z.strictObject({
+    /** The metric must be at least this. */
+    min: z.number().optional(),
+    /** The metric must be at most this. */
+    max: z.number().optional(),
+  }),
+);
+
+export const EvaluateOptionsSchema = z.strictObject({
+  /** The stage whose model is evaluated (finetune, distill or quantize). */
+  model: z.string(),
+  /** Which split of `input` to evaluate on. Default `test`. */
+  split: z.enum(['train', 'validation', 'test']).default('test'),
+  /** Metrics to compute. Default: accuracy and F1 for classifiers, perplexity for language models. */
+  metrics: z.array(z.enum(['accuracy', 'f1', 'perplexity', 'bleu', 'rouge'])).optional(),
+  /** Also evaluate on a perturbed copy of the test set and report the drop; `false` disables. */
+  robustness: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** Per-word probability of a typo. Default 0.05. */
+        typos: z.number().min(0).max(1).default(0.05),
+        /** Per-word probability of a synonym swap. Default 0.1. */
+        synonyms: z.number().min(0).max(1).default(0.1),
+        /** Per-word probability of a case flip. Default 0.1. */
+        case: z.number().min(0).max(1).default(0.1),
+      }),
+    ])
+    .prefault({}),
+  /** Fail the run (non-retryable) unless every metric is within its bounds, e.g. `{ macroF1: { min: 0.9 } }`. */
+  gate: GateSchema.optional(),
+  /** Evaluate at most this many examples (seeded sample). Default all. */
+  maxExamples: z.number().int().positive().optional(),
+});
+export type EvaluateOptions = z.infer<typeof EvaluateOptionsSchema>;
+
+export const DistillOptionsSchema = z.strictObject({
+  /** The teacher stage (a classify model). */
+  teacher: z.string(),
+  /** Shape of the student. Default 1 layer, dModel 64, 2 heads. */
+  model: ModelShapeSchema.prefault({ layers: 1, dModel: 64, heads: 2 }),
+  /** Softmax temperature of both distributions. Default 2. */
+  temperature: z.number().positive().default(2),
+  /** Weight of the soft (KL) term; 1 − alpha weights the hard-label cross-entropy. Default 0.5. */
+  alpha: z.number().min(0).max(1).default(0.5),
+  steps: z.number().int().min(1).default(200),
+  batchSize: z.number().int().min(1).max(4096).default(16),
+  optimizer: OptimizerSchema.prefault({ lr: 1e-3 }),
+  validateEvery: z.number().int().min(1).default(50),
+  validationBatches: z.number().int().min(1).default(8),
+  checkpointEvery: z.number().int().min(1).default(50),
+  backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
+  maxExamples: z.number().int().positive().optional(),
+});
+export type DistillOptions = z.infer<typeof DistillOptionsSchema>;
+
+export const QuantizeOptionsSchema = z.strictObject({
+  /** The stage whose model is quantized. */
+  model: z.string(),
+  /** Weight format. Only per-channel symmetric int8 for now. Default `int8`. */
+  scheme: z.literal('int8').default('int8'),
+  /** Evaluate float and quantized models on this many test examples to report the metric and latency delta. Default 512. */
+  compareExamples: z.number().int().min(0).default(512),
+});
+export type QuantizeOptions = z.infer<typeof QuantizeOptionsSchema>;
+
+export const CommandOptionsSchema = z.strictObject({
+  /** Program and arguments, run without a shell. `{inputs}` and `{outputs}` expand to the staged directories. */
+  command: z.array(z.string()).min(1),
+  /** Output files the program must leave in its outputs directory, by name. */
+  outputs: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name')).default([]),
+  /** Extra environment variables (no secrets: they are part of the spec). */
+  env: z.record(z.string(), z.string()).default({}),
+  /** Working directory relative to the spec's directory. Default: the spec's directory. */
+  cwd: z.string().optional(),
+});
+export type CommandOptions = z.infer<typeof CommandOptionsSchema>;

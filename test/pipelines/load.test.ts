@@ -99,3 +99,42 @@ stages:
     );
   });
 });
+
+describe('training stage rules', () => {
+  const base = `${header}stages:
+  c: { type: collect, sources: [{ path: "*.txt" }] }
+  s: { type: split, input: c }
+  tok: { type: tokenizer, input: [s], vocabSize: 500 }
+`;
+  test('a valid two-phase chain passes and plans with every reference as an input', () => {
+    const { spec } = loadSpecText(`${base}  base: { type: finetune, input: s, tokenizer: tok, objective: causal-lm, steps: 5 }
+  domain: { type: finetune, input: s, from: base, objective: classify, lora: { rank: 4 } }
+  eval: { type: evaluate, input: s, model: domain, gate: { macroF1: { min: 0.5 } } }
+  student: { type: distill, input: s, teacher: domain }
+  q: { type: quantize, model: student, input: s }
+`, 'x.yaml');
+    expect(spec.stages.domain).toMatchObject({ type: 'finetune', from: 'base', lora: { rank: 4, alpha: 16, targets: ['query', 'value'] } });
+    expect(spec.stages.student).toMatchObject({ model: { layers: 1, dModel: 64, heads: 2, context: 128 } });
+  });
+
+  test('references must point at stages of the right kind', () => {
+    const problems = problemsOf(`${base}  ft: { type: finetune, input: c, tokenizer: s, objective: classify }
+  fresh: { type: finetune, input: s, objective: causal-lm, model: { dModel: 100, heads: 3 } }
+  eval: { type: evaluate, input: s, model: tok }
+  student: { type: distill, input: s, teacher: eval }
+`);
+    const messages = problems.map((p) => `${p.path}: ${p.message}`).join('\\n');
+    expect(messages).toMatch(/stages\.ft\.input: "c" is a collect stage; finetune reads a split/);
+    expect(messages).toMatch(/stages\.ft\.tokenizer: "s" is a split stage; tokenizer must name a tokenizer stage/);
+    expect(messages).toMatch(/stages\.fresh\.tokenizer: a fresh model needs a tokenizer/);
+    expect(messages).toMatch(/stages\.fresh\.model\.heads: dModel \(100\) must be divisible by heads \(3\)/);
+    expect(messages).toMatch(/stages\.eval\.model: "tok" is a tokenizer stage; model must name a finetune, distill or quantize stage/);
+    expect(messages).toMatch(/stages\.student\.teacher: "eval" is an evaluate stage; teacher must name a finetune stage/);
+  });
+
+  test('an unknown reference in a named field suggests the closest stage', () => {
+    const problems = problemsOf(`${base}  ft: { type: finetune, input: s, tokenizer: tokk, objective: causal-lm }
+`);
+    expect(problems.map((p) => p.message)).toContain('unknown stage "tokk" (did you mean "tok"?); stages in this spec: c, s, tok, ft');
+  });
+});
