@@ -14,8 +14,10 @@ export interface StageContext {
   /** Fires when the run is cancelled or the attempt times out; long loops check it. */
   signal: AbortSignal;
   attempt: number;
-  /** Records progress; it is sent with the next heartbeat (details are what `status` shows). */
+  /** Records progress as heartbeat details (what `status` shows); the SDK throttles the sends. */
   progress(details: Record<string, unknown>): void;
+  /** Details of the previous attempt's last heartbeat (e.g. its latest checkpoint), on a retry. */
+  resumeDetails?: Record<string, unknown>;
   /** `<outputPrefix><name>`: where an output named `name` is written. */
   outputKey(name: string): string;
 }
@@ -56,7 +58,9 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           attempt,
           progress(next) {
             details = next;
+            context.heartbeat(details);
           },
+          resumeDetails: context.info.heartbeatDetails as Record<string, unknown> | undefined,
           outputKey: (name) => `${input.outputPrefix}${name}`,
         });
         if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
