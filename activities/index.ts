@@ -13,7 +13,9 @@ import {
   type DataRecord,
   type Translator,
 } from './data';
+import { commandStage } from './command';
 import { defineStage, type StageContext } from './stage-runner';
+import { distillStage, evaluateStage, finetuneStage, quantizeStage, tokenizerStage } from './training/stages';
 import { readJsonl, writeJsonl, type ArtifactStore } from './store';
 
 /** What the activities need from their host: the store, and optional pluggable translators. */
@@ -80,11 +82,18 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
       if (sleepMs > 0) await sleep(sleepMs, undefined, { signal: ctx.signal }).catch(() => undefined);
       return { outputs: {}, metrics: { sleptMs: sleepMs } };
     }),
+
+    tokenizer: defineStage(store, tokenizerStage),
+    finetune: defineStage(store, finetuneStage),
+    evaluate: defineStage(store, evaluateStage),
+    distill: defineStage(store, distillStage),
+    quantize: defineStage(store, quantizeStage),
+    command: defineStage(store, commandStage),
   };
 }
 
 function singleInput(input: StageInput): StageResult {
-  const [first] = Object.values(input.inputs);
+  const first = input.dataInputs[0] === undefined ? undefined : input.inputs[input.dataInputs[0]];
   if (!first) throw new Error(`stage "${input.stage}" received no input; the plan should have given it one`);
   return first;
 }

@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from './canonical-json';
-import { dependenciesOf, readsOf, topologicalOrder } from './graph';
+import { dependenciesOf, readsOf, referencesOf, topologicalOrder } from './graph';
 import type { LoadedSpec } from './load';
 import { COMMON_STAGE_KEYS, type StageType } from './schema';
 
@@ -43,6 +43,8 @@ export interface PlannedStage {
   description?: string;
   /** Stages whose outputs this stage reads: `input` first, then `tokenizer`, `from`, `model`, `teacher`. */
   inputs: string[];
+  /** The stage's `input` field: the datasets it reads (named references are in `config`). */
+  dataInputs: string[];
   /** Every stage that must succeed first (inputs and `after`). */
   dependsOn: string[];
   /** The type-specific options only. */
@@ -93,6 +95,7 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
       type: stage.type,
       ...(stage.description ? { description: stage.description } : {}),
       inputs: readsOf(stage),
+      dataInputs: referencesOf(stage).inputs,
       dependsOn: deps.get(name) ?? [],
       config,
       activity: {

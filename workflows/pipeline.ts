@@ -50,6 +50,7 @@ export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): 
         type: stage.type,
         config: stage.config,
         inputs: Object.fromEntries(stage.inputs.map((name) => [name, stripOutcome(run.result(name)!)])),
+        dataInputs: stage.dataInputs,
         outputPrefix: `runs/${plan.pipeline}/${runId}/${stage.name}/`,
         baseDir: plan.baseDir,
         seed: plan.seed,

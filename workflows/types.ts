@@ -26,6 +26,8 @@ export interface StageInput {
   config: Record<string, unknown>;
   /** Outputs of upstream stages, by stage name. */
   inputs: Record<string, StageResult>;
+  /** Names of the stages in the spec's `input` field, in order (the datasets this stage reads). */
+  dataInputs: string[];
   /** Store key prefix this stage writes under: `runs/<runId>/<stage>/`. Fixed per (run, stage). */
   outputPrefix: string;
   /** Directory relative paths in the spec resolve against (the spec file's directory). */
