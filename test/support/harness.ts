@@ -21,7 +21,8 @@ export interface Harness {
 
 let bundle: ReturnType<typeof bundleWorkflows> | undefined;
 
-export async function startHarness(): Promise<Harness> {
+/** `queues`: the pools this process's workers poll (default both). */
+export async function startHarness(options: { queues?: Array<'cpu' | 'gpu'> } = {}): Promise<Harness> {
   try {
     Runtime.install({ logger: new DefaultLogger('WARN') });
   } catch {
@@ -31,7 +32,7 @@ export async function startHarness(): Promise<Harness> {
   const bucket = `t-${randomBytes(6).toString('hex')}`;
   const store = createStore({ kind: 's3', bucket, prefix: '', endpoint: process.env.TEMPERED_TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true });
   bundle ??= bundleWorkflows();
-  const workers = await startWorkers({ settings, store, workflowBundle: await bundle });
+  const workers = await startWorkers({ settings, store, workflowBundle: await bundle, queues: options.queues });
   const client = await connectClient(settings);
   return {
     settings,
