@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
 import type { RunStatus, RunSummary } from '../workflows/types';
@@ -118,6 +119,8 @@ function mergePendingActivities(summary: RunSummary, description: WorkflowExecut
     const stage = pending.activityId ? summary.stages[pending.activityId] : undefined;
     if (!stage) continue;
     stage.attempts = pending.attempt ?? stage.attempts;
+    // The workflow marks a stage running when it schedules it; the server knows if a worker took it.
+    if (pending.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED && stage.status === 'running') stage.status = 'queued';
     const payload = pending.heartbeatDetails?.payloads?.[0];
     if (payload) stage.heartbeat = defaultPayloadConverter.fromPayload(payload);
     if (pending.lastFailure?.message) stage.error = `last attempt: ${pending.lastFailure.message}`;

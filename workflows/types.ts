@@ -73,7 +73,8 @@ export interface StageOutcome extends StageResult {
 /** Every stage activity has this signature; the activity name is the stage type. */
 export type StageActivity = (input: StageInput) => Promise<StageOutcome>;
 
-export type StageStatus = 'pending' | 'running' | 'succeeded' | 'cached' | 'failed' | 'skipped' | 'cancelled';
+/** `queued`: scheduled, waiting for a worker slot (e.g. the one GPU); only clients see it, from the server. */
+export type StageStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'cached' | 'failed' | 'skipped' | 'cancelled';
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 /** Per-stage progress, as the `progress` query and the run summary report it. */

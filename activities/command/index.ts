@@ -1,0 +1,238 @@
+// The `command` stage: bring your own trainer. Runs any program (a Python/PyTorch script, a
+// binary) with the stage's inputs staged from the store into a fresh work directory and its
+// declared outputs staged back, reporting progress and metrics through stdout lines (protocol.ts).
+//
+//   <work>/inputs/<stage>/<output file>   every upstream output, sha256-verified
+//   <work>/inputs/manifest.json           what is there: stage, output, path, sha256, bytes, mediaType
+//   <work>/outputs/                       where the program writes its declared outputs
+//   <work>/log.txt                        stdout + stderr, uploaded as the `log` output
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CancelledFailure } from '@temporalio/common';
+import type { CommandOptions } from '../../pipelines/stage-types';
+import type { ArtifactRef, Metrics } from '../../workflows/types';
+import type { StageContext, StageImplementation } from '../stage-runner';
+import { childEnvironment, expandCommand, parsePassEnv, PASS_ENV_VARIABLE } from './environment';
+import { MissingOutputError, OutputNotAFileError, ProgramFailedError, ReservedNameError, WorkingDirectoryError } from './errors';
+import { runProgram, type ProgramExit } from './run-program';
+import { stageInputs } from './stage-inputs';
+
+export * from './environment';
+export * from './errors';
+export * from './protocol';
+export { runProgram, type ProgramExit, type RunProgramOptions } from './run-program';
+export { inputFileName, stageInputs, type InputManifest, type StagedInput } from './stage-inputs';
+
+/** Name of the output holding the program's stdout and stderr. */
+export const LOG_OUTPUT = 'log';
+const LOG_FILE = 'log.txt';
+
+/**
+ * Output names a program cannot declare: the log's name and store key, and the stage manifest's
+ * key (`<outputPrefix>manifest.json`), which the stage runner writes last and would overwrite.
+ */
+export const RESERVED_OUTPUTS: readonly string[] = [LOG_OUTPUT, LOG_FILE, 'manifest.json'];
+
+/** Program metrics beyond this size (serialized) are dropped: they travel in workflow history. */
+const MAX_PROGRAM_METRICS_CHARS = 32 * 1024;
+
+/** Lines of output an error message quotes at most, and characters. */
+const ERROR_TAIL_LINES = 30;
+const ERROR_TAIL_CHARS = 4000;
+
+/** How a worker runs command stages. Every field is optional. */
+export interface CommandStageOptions {
+  /** Time a cancelled program has between SIGTERM and SIGKILL. Default 10 s. */
+  killGraceMs?: number;
+  /** The environment programs inherit (before scrubbing). Default `process.env` when the stage runs. */
+  env?: NodeJS.ProcessEnv;
+  /** Scrubbed variables programs get anyway. Default: TEMPERED_COMMAND_PASS_ENV of `env`, comma-separated. */
+  passEnv?: readonly string[];
+  /** Where work directories are created. Default `os.tmpdir()` (TMPDIR): put it on a disk that holds the inputs. */
+  workRoot?: string;
+}
+
+/** A command stage implementation with the given worker options. */
+export function createCommandStage(options: CommandStageOptions = {}): StageImplementation {
+  return async (ctx) => {
+    try {
+      return await runCommandStage(ctx, options);
+    } catch (err) {
+      if (ctx.signal.aborted && !(err instanceof CancelledFailure)) {
+        throw new CancelledFailure(`stage "${ctx.input.stage}" cancelled`, [], err instanceof Error ? err : undefined);
+      }
+      throw err;
+    }
+  };
+}
+
+/** The `command` stage as the worker registers it. */
+export const commandStage: StageImplementation = createCommandStage();
+
+async function runCommandStage(ctx: StageContext, options: CommandStageOptions) {
+  const config = ctx.input.config as CommandOptions;
+  const declared = config.outputs ?? [];
+  for (const name of declared) {
+    if (RESERVED_OUTPUTS.includes(name)) {
+      throw new ReservedNameError('output', name, 'is reserved (the log is stored as "log" at log.txt, the stage manifest at manifest.json)', 'give the file another name');
+    }
+  }
+  const cwd = await resolveWorkingDirectory(ctx.input.baseDir, config.cwd);
+  const parentEnv = options.env ?? process.env;
+
+  const work = await mkdtemp(path.join(options.workRoot ?? os.tmpdir(), 'tempered-command-'));
+  try {
+    const dirs = { inputs: path.join(work, 'inputs'), outputs: path.join(work, 'outputs') };
+    await mkdir(dirs.inputs);
+    await mkdir(dirs.outputs);
+
+    ctx.progress({ phase: 'staging inputs' });
+    const staged = await stageInputs(ctx.store, ctx.input.inputs, dirs.inputs, {
+      signal: ctx.signal,
+      onFile: (files, totalFiles) => ctx.progress({ phase: 'staging inputs', files, totalFiles }),
+    });
+
+    const env = childEnvironment({
+      parent: parentEnv,
+      spec: config.env ?? {},
+      passEnv: options.passEnv ?? parsePassEnv(parentEnv[PASS_ENV_VARIABLE]),
+      tempered: {
+        TEMPERED_INPUTS: dirs.inputs,
+        TEMPERED_OUTPUTS: dirs.outputs,
+        TEMPERED_RUN_ID: ctx.input.runId,
+        TEMPERED_STAGE: ctx.input.stage,
+        TEMPERED_ATTEMPT: String(ctx.attempt),
+        TEMPERED_SEED: String(ctx.input.seed),
+      },
+    });
+
+    const reported = new ReportedMetrics();
+    let lastProgress: Record<string, unknown> | undefined;
+    let progressLines = 0;
+    if (ctx.signal.aborted) throw new CancelledFailure(`stage "${ctx.input.stage}" cancelled`);
+    ctx.progress({ phase: 'running' });
+    const exit = await runProgram({
+      argv: expandCommand(config.command, dirs),
+      cwd,
+      env,
+      signal: ctx.signal,
+      logFile: path.join(work, LOG_FILE),
+      killGraceMs: options.killGraceMs ?? 10_000,
+      onMessage(message) {
+        if (message.kind === 'progress') {
+          progressLines++;
+          lastProgress = message.details;
+          ctx.progress({ phase: 'running', ...message.details });
+        } else {
+          reported.merge(message.values);
+        }
+      },
+    });
+    if (exit.cancelled) throw new CancelledFailure(`stage "${ctx.input.stage}" cancelled; its program was stopped (${exit.signal ?? `exit code ${exit.exitCode}`})`);
+
+    if (exit.exitCode !== 0) {
+      throw new ProgramFailedError(config.command, exit.exitCode, exit.signal, quotedTail(exit), await saveFailedLog(ctx, work));
+    }
+    const missing = await missingOutputs(dirs.outputs, declared);
+    if (missing.length > 0) throw new MissingOutputError(missing, await listProduced(dirs.outputs), await saveFailedLog(ctx, work));
+
+    const outputs: Record<string, ArtifactRef> = {};
+    for (const name of declared) {
+      ctx.progress({ phase: 'uploading outputs', output: name });
+      outputs[name] = await ctx.store.put(ctx.outputKey(name), createReadStream(path.join(dirs.outputs, name)), mediaTypeOf(name));
+    }
+    outputs[LOG_OUTPUT] = await ctx.store.put(ctx.outputKey(LOG_FILE), createReadStream(path.join(work, LOG_FILE)), 'text/plain');
+
+    const metrics: Metrics = {
+      ...reported.values,
+      exitCode: exit.exitCode,
+      commandTimeMs: exit.durationMs,
+      inputFiles: staged.length,
+      inputBytes: staged.reduce((sum, s) => sum + s.bytes, 0),
+      outputBytes: declared.reduce((sum, name) => sum + outputs[name].bytes, 0),
+      logBytes: exit.logBytes,
+      progressLines,
+      ...(lastProgress ? { lastProgress } : {}),
+      ...(reported.dropped > 0 ? { droppedMetricsLines: reported.dropped } : {}),
+    };
+    return { outputs, metrics };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** `tempered:metrics` values merged line by line, bounded in size. */
+class ReportedMetrics {
+  values: Record<string, unknown> = {};
+  dropped = 0;
+
+  merge(values: Record<string, unknown>): void {
+    const merged = { ...this.values, ...values };
+    if (JSON.stringify(merged).length > MAX_PROGRAM_METRICS_CHARS) this.dropped++;
+    else this.values = merged;
+  }
+}
+
+async function resolveWorkingDirectory(baseDir: string, cwd: string | undefined): Promise<string> {
+  const resolved = path.resolve(baseDir, cwd ?? '.');
+  const found = await stat(resolved).catch(() => undefined);
+  if (!found) throw new WorkingDirectoryError(cwd ?? '.', resolved, 'does not exist on this worker');
+  if (!found.isDirectory()) throw new WorkingDirectoryError(cwd ?? '.', resolved, 'is not a directory');
+  return resolved;
+}
+
+async function missingOutputs(dir: string, declared: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const name of declared) {
+    const found = await stat(path.join(dir, name)).catch(() => undefined);
+    if (!found) missing.push(name);
+    else if (!found.isFile()) throw new OutputNotAFileError(name);
+  }
+  return missing;
+}
+
+/** What the program left in its outputs directory (top level, directories with a `/`). */
+async function listProduced(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries.map((e) => (e.isDirectory() ? `${e.name}/` : e.name)).sort().slice(0, 50);
+}
+
+/**
+ * Stores a failed attempt's log under `attempts/<n>/` (so a later attempt does not overwrite it)
+ * and returns its uri for the error message; a failure to store it must not hide the real error.
+ */
+async function saveFailedLog(ctx: StageContext, work: string): Promise<string> {
+  try {
+    const ref = await ctx.store.put(ctx.outputKey(`attempts/${ctx.attempt}/${LOG_FILE}`), createReadStream(path.join(work, LOG_FILE)), 'text/plain');
+    return ref.uri;
+  } catch (err) {
+    return `not stored (${(err as Error).message})`;
+  }
+}
+
+/** The output an error message quotes: stderr's last lines, or stdout's when stderr was silent. */
+function quotedTail(exit: ProgramExit): string[] {
+  const lines = (exit.stderrTail.length > 0 ? exit.stderrTail : exit.stdoutTail).slice(-ERROR_TAIL_LINES);
+  let chars = 0;
+  let from = lines.length;
+  while (from > 0 && chars + lines[from - 1].length + 1 <= ERROR_TAIL_CHARS) chars += lines[--from].length + 1;
+  return lines.slice(from);
+}
+
+const MEDIA_TYPE_BY_EXTENSION: Record<string, string> = {
+  '.json': 'application/json',
+  '.jsonl': 'application/jsonl',
+  '.txt': 'text/plain',
+  '.csv': 'text/csv',
+  '.md': 'text/markdown',
+  '.gz': 'application/gzip',
+  '.tar': 'application/x-tar',
+  '.zip': 'application/zip',
+};
+
+/** Media type of an output file by its extension; `application/octet-stream` for the rest. */
+export function mediaTypeOf(fileName: string): string {
+  return MEDIA_TYPE_BY_EXTENSION[path.extname(fileName).toLowerCase()] ?? 'application/octet-stream';
+}
