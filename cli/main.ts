@@ -13,7 +13,8 @@ import { SpecValidationError } from '../pipelines/errors';
 import { loadSpecFile } from '../pipelines/load';
 import { planPipeline, TASK_QUEUES, type Plan, type TaskQueue } from '../pipelines/plan';
 import type { RunSummary } from '../workflows/types';
-import { formatSummary } from './format';
+import { formatHeadline, formatSummary } from './format';
+import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
 import { cancelRun, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
 
@@ -85,6 +86,21 @@ function program(): Command {
     );
 
   cli
+    .command('report')
+    .description("write a run's HTML report: loss curves, metrics, confusion matrices, two-phase lift, size/quality")
+    .argument('<run>', 'run id or workflow id')
+    .option('--out <dir>', 'output directory (default: .tempered/reports/<run>)')
+    .option('--open', 'open it in the browser')
+    .action(async (run: string, opts: { out?: string; open?: boolean }) =>
+      withClient(cli, async (client) => {
+        const summary = await getRunSummary(client, await resolveWorkflowId(client, run));
+        const files = await writeReport(cli.opts().stateDir, summary, opts.out);
+        console.log(files.htmlPath);
+        if (opts.open) await openReport(files.htmlPath);
+      }),
+    );
+
+  cli
     .command('cancel')
     .description('cancel a run; its running stages are cancelled too')
     .argument('<run>', 'run id or workflow id')
@@ -143,15 +159,24 @@ function program(): Command {
       const specFile = path.join(EXAMPLES_DIR, 'demo.yaml');
       log(`running ${path.relative(process.cwd(), specFile)}`);
       const summary = await runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
-      if (summary?.status === 'succeeded' && !opts.json) {
+      if (summary && !opts.json) {
         const servers = await readServers(stateDir);
+        const headline = formatHeadline(summary);
+        if (headline) log(`\n${headline}`);
         log(`\nartifacts: ${process.env.TEMPERED_STORE}/runs/${summary.pipeline}/${summary.runId}/`);
         if (servers) log(`browse them in the MinIO console ${servers.minio.consoleUrl} (user ${servers.minio.accessKeyId}, password in ${path.join(stateDir, 'servers.json')})`);
+        const report = await writeReport(stateDir, summary);
+        log(`report: ${report.htmlPath}`);
       }
       if (summary?.status !== 'succeeded') process.exitCode = EXIT.failed;
     });
 
   return cli;
+}
+
+/** Writes the run's report under the state directory unless `out` says where. */
+function writeReport(stateDir: string, summary: RunSummary, out?: string) {
+  return writeRunReport(summary, path.resolve(out ?? path.join(stateDir, 'reports', summary.runId)));
 }
 
 async function loadPlan(specFile: string): Promise<Plan> {

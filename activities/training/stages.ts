@@ -7,7 +7,7 @@ import type {
   TokenizerOptions,
 } from '../../pipelines/stage-types';
 import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
-import { createRandom, loadWordNetSynonyms, seedFrom } from '../data';
+import { createRandom, loadWordNetSynonyms, seedFrom, shuffleInPlace } from '../data';
 import { initBackend, type BackendInfo, type BackendPreference } from '../ml/backend';
 import { makeBatch, disposeBatch, type Example } from '../ml/batches';
 import { deserializeCheckpoint, serializeCheckpoint, type TrainCheckpoint } from '../ml/checkpoint';
@@ -124,7 +124,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
     const toExamples = (records: typeof trainRecords, split: string): Example[] =>
       options.objective === 'classify' ? classifyExamples(records, tokenizer, context, labels!, split) : lmExamples(records, tokenizer, context);
     const train = toExamples(sample(trainRecords, options.maxExamples, ctx.input.seed, 'train'), 'train');
-    const validation = toExamples(validationRecords, 'validation');
+    const validation = shuffled(toExamples(validationRecords, 'validation'), ctx.input.seed);
 
     const result = await trainWithCheckpoints(ctx, options.objective, { train, validation }, (resumeFrom, hooks) =>
       trainModel(
@@ -183,7 +183,7 @@ export const distillStage: StageImplementation = async (ctx) => {
   );
   try {
     const train = classifyExamples(sample(trainRecords, options.maxExamples, ctx.input.seed, 'train'), teacher.tokenizer, student.config.context, labels, 'train');
-    const validation = classifyExamples(validationRecords, teacher.tokenizer, student.config.context, labels, 'validation');
+    const validation = shuffled(classifyExamples(validationRecords, teacher.tokenizer, student.config.context, labels, 'validation'), ctx.input.seed);
     const result = await trainWithCheckpoints(ctx, 'classify', { train, validation }, (resumeFrom, hooks) =>
       distillModel(
         {
@@ -469,6 +469,14 @@ export function checkGate(
   });
   const failures = checks.filter((c) => !c.passed).map(({ metric, value, min, max }) => ({ metric, value, min, max }));
   return { passed: failures.length === 0, checks, failures };
+}
+
+/**
+ * A seeded shuffle of validation examples. The trainer validates on a prefix of them, and a split
+ * lists its records grouped by label: a prefix would hold one class only.
+ */
+function shuffled<T>(examples: T[], seed: number): T[] {
+  return shuffleInPlace([...examples], createRandom(seedFrom(seed, 'validation')));
 }
 
 function round(x: number): number {
