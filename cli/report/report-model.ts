@@ -1,0 +1,364 @@
+import * as path from 'node:path';
+import type { Metrics, RunSummary, StageProgress } from '../../workflows/types';
+
+// What the report shows, read out of a run summary. Stage metrics arrive as untyped JSON, so every
+// field is checked here once; a stage missing a field simply contributes nothing to the sections
+// that need it, and a section with no data is skipped.
+
+/** One point of a training stage's `metrics.history`. */
+export interface HistoryPoint {
+  step: number;
+  loss: number;
+  lr?: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  valF1?: number;
+}
+
+/** A `finetune` or `distill` stage with a loss history. */
+export interface TrainingStage {
+  name: string;
+  type: string;
+  history: HistoryPoint[];
+  objective?: string;
+  /** Optimizer steps run (fewer than planned when stopped early). */
+  steps?: number;
+  /** Set when a retried attempt continued from a checkpoint. */
+  resumedFromStep?: number;
+  parameters?: number;
+  trainableParameters?: number;
+  trainableFraction?: number;
+  tokensPerSec?: number;
+  backend?: string;
+  threads?: number;
+  peakRssBytes?: number;
+  wallTimeMs?: number;
+  bestStep?: number;
+  stoppedEarly?: boolean;
+}
+
+export interface ClassScores {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** Rows are the true labels, columns the predicted ones. */
+export interface Confusion {
+  labels: string[];
+  matrix: number[][];
+}
+
+export interface GateReport {
+  passed: boolean;
+  checks: unknown[];
+}
+
+/** An `evaluate` stage's metrics. */
+export interface Evaluation {
+  name: string;
+  /** The evaluated stage. */
+  model?: string;
+  accuracy?: number;
+  macroF1?: number;
+  perClass?: Record<string, ClassScores>;
+  confusion?: Confusion;
+  perplexity?: number;
+  bleu?: number;
+  rouge?: { rouge1?: number; rouge2?: number; rougeL?: number };
+  robustness?: { accuracy?: number; macroF1?: number; drop?: { accuracy?: number; macroF1?: number } };
+  efficiency?: { samplesPerSec?: number; tokensPerSec?: number; peakRssBytes?: number; wallTimeMs?: number };
+  modelBytes?: number;
+  modelParameters?: number;
+  gate?: GateReport;
+}
+
+export interface Distillation {
+  name: string;
+  teacherParameters?: number;
+  studentParameters?: number;
+  /** teacherParameters / studentParameters. */
+  compression?: number;
+  /** Validation macro-F1 of teacher and student. */
+  teacherMetric?: number;
+  studentMetric?: number;
+  /** studentMetric / teacherMetric: the share of the teacher's quality the student keeps. */
+  studentTeacherRatio?: number;
+  /** Teacher latency / student latency. */
+  speedup?: number;
+}
+
+export interface Quantization {
+  name: string;
+  model?: string;
+  bytesBefore?: number;
+  bytesAfter?: number;
+  /** 1 − bytesAfter / bytesBefore. */
+  reduction?: number;
+  /** The metric compared before and after (e.g. `macroF1`). */
+  metric?: string;
+  metricBefore?: number;
+  metricAfter?: number;
+  metricDelta?: unknown;
+  /** Share of examples both models classify alike. */
+  predictionAgreement?: number;
+  latencyBeforeMs?: number;
+  latencyAfterMs?: number;
+}
+
+export type LiftMetric = 'accuracy' | 'macroF1';
+
+/** How much two-phase adaptation gained over single-phase on one metric. */
+export interface Lift {
+  metric: LiftMetric;
+  twoPhase: string;
+  singlePhase: string;
+  twoPhaseValue: number;
+  singlePhaseValue: number;
+  /** twoPhase − singlePhase, in metric units (0.045 = 4.5 points). */
+  absolute: number;
+  /** absolute / singlePhase (0.049 = +4.9 %). */
+  relative: number;
+}
+
+export interface ReportModel {
+  summary: RunSummary;
+  training: TrainingStage[];
+  evaluations: Evaluation[];
+  distillations: Distillation[];
+  quantizations: Quantization[];
+  lifts: Lift[];
+}
+
+export const TRAINING_TYPES: ReadonlySet<string> = new Set(['finetune', 'distill']);
+export const DATA_TYPES: ReadonlySet<string> = new Set(['collect', 'clean', 'split', 'augment']);
+
+/** Reads every section's data out of a run summary. Pure. */
+export function buildReportModel(summary: RunSummary): ReportModel {
+  const stages = Object.entries(summary.stages);
+  const ofType = (type: string) => stages.filter(([, s]) => s.type === type);
+  const training = stages.filter(([, s]) => TRAINING_TYPES.has(s.type)).flatMap(([name, s]) => readTraining(name, s) ?? []);
+  const evaluations = ofType('evaluate').flatMap(([name, s]) => readEvaluation(name, s.metrics) ?? []);
+  return {
+    summary,
+    training,
+    evaluations,
+    distillations: ofType('distill').flatMap(([name, s]) => readDistillation(name, s.metrics) ?? []),
+    quantizations: ofType('quantize').flatMap(([name, s]) => readQuantization(name, s.metrics) ?? []),
+    lifts: computeLifts(evaluations),
+  };
+}
+
+/**
+ * Two-phase vs single-phase lifts: for every pair of evaluate stages whose names differ only by
+ * `two-phase` in one where the other has `single-phase` (`evaluate-two-phase` and
+ * `evaluate-single-phase`), on each metric both report.
+ */
+export function computeLifts(evaluations: readonly Evaluation[]): Lift[] {
+  const byName = new Map(evaluations.map((e) => [e.name, e]));
+  const lifts: Lift[] = [];
+  for (const two of evaluations) {
+    for (const at of occurrences(two.name, 'two-phase')) {
+      const single = byName.get(`${two.name.slice(0, at)}single-phase${two.name.slice(at + 'two-phase'.length)}`);
+      if (!single) continue;
+      for (const metric of ['accuracy', 'macroF1'] as const) {
+        const [a, b] = [two[metric], single[metric]];
+        if (a === undefined || b === undefined) continue;
+        lifts.push({ metric, twoPhase: two.name, singlePhase: single.name, twoPhaseValue: a, singlePhaseValue: b, absolute: a - b, relative: b === 0 ? NaN : (a - b) / b });
+      }
+    }
+  }
+  return lifts;
+}
+
+/** Confusion matrix cells as chart rows, with the share of the true label's row. */
+export function confusionRows(confusion: Confusion): Array<{ actual: string; predicted: string; count: number; share: number }> {
+  return confusion.labels.flatMap((actual, i) => {
+    const row = confusion.matrix[i];
+    const total = row.reduce((sum, n) => sum + n, 0);
+    return confusion.labels.map((predicted, j) => ({ actual, predicted, count: row[j], share: total === 0 ? 0 : row[j] / total }));
+  });
+}
+
+/** The evaluation to headline: best macro-F1, else best accuracy. */
+export function bestEvaluation(evaluations: readonly Evaluation[]): Evaluation | undefined {
+  const key = (e: Evaluation) => e.macroF1 ?? e.accuracy ?? -Infinity;
+  return evaluations.filter((e) => e.macroF1 !== undefined || e.accuracy !== undefined).reduce<Evaluation | undefined>((best, e) => (best === undefined || key(e) > key(best) ? e : best), undefined);
+}
+
+/** Wall time of a stage: what it measured, else the span between its start and end. */
+export function stageWallTimeMs(stage: StageProgress): number | undefined {
+  const measured = num(stage.metrics.wallTimeMs);
+  if (measured !== undefined) return measured;
+  if (!stage.startedAt || !stage.endedAt) return undefined;
+  const span = Date.parse(stage.endedAt) - Date.parse(stage.startedAt);
+  return Number.isFinite(span) && span >= 0 ? span : undefined;
+}
+
+/** The directory this run's outputs share (e.g. `s3://bucket/runs/<pipeline>/<run>/`), so tables can show paths relative to it. */
+export function outputBase(summary: RunSummary): string | undefined {
+  const uris = Object.values(summary.stages)
+    .flatMap((s) => s.outputs.map((o) => o.uri))
+    .filter((u) => u.includes(`/${summary.runId}/`));
+  if (uris.length === 0) return undefined;
+  const common = uris.reduce((a, b) => {
+    let i = 0;
+    while (i < a.length && i < b.length && a[i] === b[i]) i++;
+    return a.slice(0, i);
+  });
+  const base = common.slice(0, common.lastIndexOf('/') + 1);
+  return parseUri(base)?.pathname.startsWith('/') ? base : undefined;
+}
+
+/** `uri` relative to the directory `base` (`domain-clean/records.jsonl`, `../<other run>/...`); unchanged when they share no bucket or host. */
+export function relativeUri(uri: string, base: string | undefined): string {
+  const [u, b] = [parseUri(uri), base === undefined ? undefined : parseUri(base)];
+  if (!u || !b || u.protocol !== b.protocol || u.host !== b.host) return uri;
+  return path.posix.relative(b.pathname, u.pathname) || uri;
+}
+
+function parseUri(uri: string): URL | undefined {
+  try {
+    return new URL(uri);
+  } catch {
+    return undefined;
+  }
+}
+
+function readTraining(name: string, stage: StageProgress): TrainingStage | undefined {
+  const m = stage.metrics;
+  const history = Array.isArray(m.history) ? m.history.flatMap((p) => readHistoryPoint(p) ?? []) : [];
+  if (history.length === 0) return undefined;
+  return {
+    name,
+    type: stage.type,
+    history,
+    objective: str(m.objective),
+    steps: num(m.steps),
+    resumedFromStep: num(m.resumedFromStep),
+    parameters: num(m.parameters),
+    trainableParameters: num(m.trainableParameters),
+    trainableFraction: num(m.trainableFraction),
+    tokensPerSec: num(m.tokensPerSec),
+    backend: str(m.backend),
+    threads: num(m.threads),
+    peakRssBytes: num(m.peakRssBytes),
+    wallTimeMs: num(m.wallTimeMs),
+    bestStep: num(m.bestStep),
+    stoppedEarly: typeof m.stoppedEarly === 'boolean' ? m.stoppedEarly : undefined,
+  };
+}
+
+function readHistoryPoint(value: unknown): HistoryPoint | undefined {
+  if (!isRecord(value)) return undefined;
+  const [step, loss] = [num(value.step), num(value.loss)];
+  if (step === undefined || loss === undefined) return undefined;
+  return dropUndefined({ step, loss, lr: num(value.lr), valLoss: num(value.valLoss), valAccuracy: num(value.valAccuracy), valF1: num(value.valF1) });
+}
+
+function readEvaluation(name: string, m: Metrics): Evaluation | undefined {
+  const evaluation: Evaluation = dropUndefined({
+    name,
+    model: str(m.model),
+    accuracy: num(m.accuracy),
+    macroF1: num(m.macroF1),
+    perClass: readPerClass(m.perClass),
+    confusion: readConfusion(m.confusion),
+    perplexity: num(m.perplexity),
+    bleu: num(m.bleu),
+    rouge: numbers(m.rouge, ['rouge1', 'rouge2', 'rougeL']),
+    robustness: readRobustness(m.robustness),
+    // The stage runner measures peak RSS for every stage, outside `efficiency`.
+    efficiency: numbers({ peakRssBytes: m.peakRssBytes, ...(isRecord(m.efficiency) ? m.efficiency : {}) }, ['samplesPerSec', 'tokensPerSec', 'peakRssBytes', 'wallTimeMs']),
+    modelBytes: num(m.modelBytes),
+    modelParameters: num(m.modelParameters),
+    gate: isRecord(m.gate) && typeof m.gate.passed === 'boolean' ? { passed: m.gate.passed, checks: Array.isArray(m.gate.checks) ? m.gate.checks : [] } : undefined,
+  });
+  return Object.keys(evaluation).length > 1 ? evaluation : undefined;
+}
+
+function readPerClass(value: unknown): Record<string, ClassScores> | undefined {
+  if (!isRecord(value)) return undefined;
+  const entries = Object.entries(value).flatMap(([label, scores]) => {
+    const s = numbers(scores, ['precision', 'recall', 'f1', 'support']);
+    return s && s.precision !== undefined && s.recall !== undefined && s.f1 !== undefined && s.support !== undefined ? [[label, s as ClassScores] as const] : [];
+  });
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined;
+}
+
+function readConfusion(value: unknown): Confusion | undefined {
+  if (!isRecord(value) || !Array.isArray(value.labels) || !Array.isArray(value.matrix)) return undefined;
+  const labels = value.labels.map(String);
+  const matrix = value.matrix;
+  const square = matrix.length === labels.length && matrix.every((row) => Array.isArray(row) && row.length === labels.length && row.every((n) => num(n) !== undefined));
+  return square && labels.length > 0 ? { labels, matrix: matrix as number[][] } : undefined;
+}
+
+function readRobustness(value: unknown): Evaluation['robustness'] {
+  if (!isRecord(value)) return undefined;
+  const robustness = dropUndefined({ ...numbers(value, ['accuracy', 'macroF1']), drop: numbers(value.drop, ['accuracy', 'macroF1']) });
+  return Object.keys(robustness).length > 0 ? robustness : undefined;
+}
+
+function readDistillation(name: string, m: Metrics): Distillation | undefined {
+  const d = dropUndefined({
+    name,
+    teacherParameters: num(m.teacherParameters),
+    studentParameters: num(m.studentParameters),
+    compression: num(m.compression),
+    teacherMetric: num(m.teacherMetric),
+    studentMetric: num(m.studentMetric),
+    studentTeacherRatio: num(m.studentTeacherRatio),
+    speedup: num(m.speedup),
+  });
+  return Object.keys(d).length > 1 ? d : undefined;
+}
+
+function readQuantization(name: string, m: Metrics): Quantization | undefined {
+  const q = dropUndefined({
+    name,
+    model: str(m.model),
+    bytesBefore: num(m.bytesBefore),
+    bytesAfter: num(m.bytesAfter),
+    reduction: num(m.reduction),
+    metric: str(m.metric),
+    metricBefore: num(m.metricBefore),
+    metricAfter: num(m.metricAfter),
+    metricDelta: m.metricDelta,
+    predictionAgreement: num(m.predictionAgreement),
+    latencyBeforeMs: num(m.latencyBeforeMs),
+    latencyAfterMs: num(m.latencyAfterMs),
+  });
+  return Object.keys(q).length > 1 ? q : undefined;
+}
+
+/** Start offsets of every occurrence of `part` in `text`. */
+function occurrences(text: string, part: string): number[] {
+  const found: number[] = [];
+  for (let at = text.indexOf(part); at !== -1; at = text.indexOf(part, at + 1)) found.push(at);
+  return found;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function num(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The named finite numbers of an object, or undefined when it has none. */
+function numbers<K extends string>(value: unknown, keys: readonly K[]): Partial<Record<K, number>> | undefined {
+  if (!isRecord(value)) return undefined;
+  const picked = dropUndefined(Object.fromEntries(keys.map((k) => [k, num(value[k])])) as Partial<Record<K, number>>);
+  return Object.keys(picked).length > 0 ? picked : undefined;
+}
+
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
