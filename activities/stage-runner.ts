@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ArtifactRef, Metrics, StageInput, StageOutcome, StageActivity } from '../workflows/types';
+import { findReusable, rememberResult } from './stage-cache';
 import { commitManifest, isNonRetryableStoreError, readCommittedManifest, type ArtifactStore } from './store';
 
 /** Which process ran a stage: recorded in its metrics, so routing is visible after the fact. */
@@ -42,7 +43,23 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
     const started = Date.now();
     try {
       const committed = await readCommittedManifest(store, input.outputPrefix);
-      if (committed) return { ...committed, attempt };
+      if (committed) return { ...committed, attempt, cachedFrom: committed.metrics.cachedFrom as string | undefined };
+
+      const reusable = await findReusable(store, input);
+      if (reusable.result) {
+        // Commit under this run too, pointing at the reused artifacts: the run stays self-describing.
+        const result = await commitManifest(store, input.outputPrefix, {
+          runId: input.runId,
+          pipeline: input.pipeline,
+          stage: input.stage,
+          type: input.type,
+          cacheKey: input.cacheKey,
+          outputs: reusable.result.outputs,
+          metrics: { ...reusable.result.metrics, cachedFrom: reusable.fromRun },
+          inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
+        });
+        return { ...result, attempt, cachedFrom: reusable.fromRun };
+      }
 
       let details: Record<string, unknown> = { phase: 'starting' };
       context.heartbeat(details);
@@ -72,9 +89,16 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           type: input.type,
           cacheKey: input.cacheKey,
           outputs,
-          metrics: { ...metrics, wallTimeMs: Date.now() - started, peakRssBytes: peakRss, worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY } },
+          metrics: {
+            ...metrics,
+            wallTimeMs: Date.now() - started,
+            peakRssBytes: peakRss,
+            worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
+            ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
+          },
           inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
         });
+        if (input.cache) await rememberResult(store, input, result.manifest);
         return { ...result, attempt };
       } finally {
         clearInterval(ticker);

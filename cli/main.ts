@@ -16,7 +16,9 @@ import type { RunSummary } from '../workflows/types';
 import { formatHeadline, formatSummary } from './format';
 import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
-import { cancelRun, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
+import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
+import { planResume } from './resume';
+import type { PipelineWorkflowInput } from '../workflows/pipeline';
 
 /** Exit codes: 0 success, 1 a run or command failed, 2 the input (spec, arguments) is wrong. */
 const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
@@ -53,9 +55,41 @@ function program(): Command {
     .option('--wait', 'wait for the run, showing live per-stage progress')
     .option('--json', 'print the final summary as JSON (implies --wait)')
     .option('--local', 'run the workers the pipeline needs in this process (implies --wait)')
-    .action(async (specFile: string, opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean }) => {
-      const plan = await loadPlan(specFile);
+    .option('--no-cache', 'compute every stage, even those whose results the cache holds')
+    .action(async (specFile: string, opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean; cache: boolean }) => {
+      const plan = await loadPlan(specFile, { noCache: !opts.cache });
       const summary = await runPlan(plan, { ...opts, stateDir: cli.opts().stateDir });
+      if (summary && summary.status !== 'succeeded') process.exitCode = EXIT.failed;
+    });
+
+  cli
+    .command('resume')
+    .description('start a new run of a failed, cancelled or terminated run that reuses every stage that succeeded')
+    .argument('<run>', 'run id or workflow id')
+    .option('--spec <file>', 'the (fixed) spec to run; changed stages and their descendants run again')
+    .option('--dry-run', 'only print what would be reused and what would run')
+    .option('--wait', 'wait for the run, showing live progress')
+    .option('--json', 'print the final summary as JSON (implies --wait)')
+    .option('--local', 'run the needed workers in this process (implies --wait)')
+    .action(async (run: string, opts: { spec?: string; dryRun?: boolean; wait?: boolean; json?: boolean; local?: boolean }) => {
+      const stateDir = cli.opts().stateDir;
+      const client = await connectClient(await temporalSettings(stateDir));
+      let resume: ReturnType<typeof planResume>;
+      let plan: Plan;
+      try {
+        const workflowId = await resolveWorkflowId(client, run);
+        const summary = await getRunSummary(client, workflowId);
+        if (summary.status === 'running') throw new UsageError(`run ${summary.runId} is still running; cancel it first ("tempered cancel ${summary.runId}") or wait for it`);
+        const previous = await getRunInput(client, workflowId);
+        plan = opts.spec ? await loadPlan(opts.spec) : previous.plan;
+        resume = planResume({ plan: previous.plan, summary }, plan);
+      } finally {
+        await client.connection.close();
+      }
+      const width = Math.max(...resume.decisions.map((d) => d.stage.length));
+      for (const d of resume.decisions) log(`  ${d.action === 'reuse' ? 'reuse' : 'run  '}  ${d.stage.padEnd(width)}  ${d.reason}`);
+      if (opts.dryRun) return;
+      const summary = await runPlan(plan, { ...opts, stateDir, reuse: resume.reuse });
       if (summary && summary.status !== 'succeeded') process.exitCode = EXIT.failed;
     });
 
@@ -179,8 +213,8 @@ function writeReport(stateDir: string, summary: RunSummary, out?: string) {
   return writeRunReport(summary, path.resolve(out ?? path.join(stateDir, 'reports', summary.runId)));
 }
 
-async function loadPlan(specFile: string): Promise<Plan> {
-  return planPipeline(await loadSpecFile(specFile), { queuePrefix: queuePrefixFromEnv() });
+async function loadPlan(specFile: string, options: { noCache?: boolean } = {}): Promise<Plan> {
+  return planPipeline(await loadSpecFile(specFile), { queuePrefix: queuePrefixFromEnv(), ...options });
 }
 
 async function startLocalServers(stateDir: string, ports?: Partial<typeof DEFAULT_PORTS>): Promise<void> {
@@ -207,7 +241,7 @@ async function startWorkersFor(stateDir: string, queues: TaskQueue[], logLevel: 
 
 async function runPlan(
   plan: Plan,
-  opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean; stateDir: string },
+  opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean; stateDir: string; reuse?: PipelineWorkflowInput['reuse'] },
 ): Promise<RunSummary | undefined> {
   const settings = await temporalSettings(opts.stateDir);
   const neededQueues = [...new Set<TaskQueue>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)])];
@@ -223,7 +257,7 @@ async function runPlan(
     const runId = opts.runId ?? newRunId();
     let started: { workflowId: string; attached: boolean };
     try {
-      started = await startRun(client, plan, runId);
+      started = await startRun(client, plan, runId, opts.reuse);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new UsageError(`run id "${runId}" was already used by a finished run; choose another --run-id`);

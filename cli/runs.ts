@@ -25,7 +25,12 @@ export function workflowIdOf(pipeline: string, runId: string): string {
  * Starts a run. Starting a run id that is still running attaches to it instead of starting a
  * second one (and the server's conflict policy guarantees it even when two starts race).
  */
-export async function startRun(client: Client, plan: Plan, runId: string): Promise<{ workflowId: string; attached: boolean }> {
+export async function startRun(
+  client: Client,
+  plan: Plan,
+  runId: string,
+  reuse?: PipelineWorkflowInput['reuse'],
+): Promise<{ workflowId: string; attached: boolean }> {
   const workflowId = workflowIdOf(plan.pipeline, runId);
   try {
     const existing = await client.workflow.getHandle(workflowId).describe();
@@ -33,7 +38,7 @@ export async function startRun(client: Client, plan: Plan, runId: string): Promi
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
-  const input: PipelineWorkflowInput = { runId, plan };
+  const input: PipelineWorkflowInput = { runId, plan, ...(reuse ? { reuse } : {}) };
   await client.workflow.start(WORKFLOW_TYPE, {
     taskQueue: taskQueueName(TASK_QUEUES.cpu, plan.queuePrefix),
     workflowId,
@@ -164,4 +169,12 @@ export async function queuesWithoutWorkers(client: Client, plan: Plan): Promise<
 /** Requests cancellation; the workflow cancels its running stages and ends as cancelled. */
 export async function cancelRun(client: Client, workflowId: string): Promise<void> {
   await client.workflow.getHandle(workflowId).cancel();
+}
+
+/** The input a run was started with (its plan), from the first event of its history. */
+export async function getRunInput(client: Client, workflowId: string): Promise<PipelineWorkflowInput> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`run ${workflowId} has no recorded input`);
+  return defaultPayloadConverter.fromPayload(payload) as PipelineWorkflowInput;
 }

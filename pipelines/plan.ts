@@ -74,6 +74,8 @@ export interface Plan {
 export interface PlanOptions {
   /** Task queue name prefix (`TEMPERED_TASK_QUEUE_PREFIX` in the CLI). Default ''. */
   queuePrefix?: string;
+  /** Compute every stage even where the cache has its result (`--no-cache`). Default false. */
+  noCache?: boolean;
 }
 
 /** The task queue name of a pool under a prefix. */
@@ -109,7 +111,8 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
           maximumIntervalMs: retry.maximumInterval,
         },
       },
-      cache: stage.cache ?? spec.defaults.cache,
+      // A command stage's program can change without its spec changing: never cached unless asked.
+      cache: !options.noCache && (stage.cache ?? (stage.type === 'command' ? false : spec.defaults.cache)),
       configDigest: sha256Hex(canonicalJson({ type: stage.type, config, version: IMPLEMENTATION_VERSIONS[stage.type] })),
     };
   });

@@ -37,6 +37,7 @@ export class PipelineRun {
       endedAt: new Date().toISOString(),
       outputs: Object.entries(outcome.outputs).map(([outputName, ref]) => ({ name: outputName, uri: ref.uri, sha256: ref.sha256, bytes: ref.bytes })),
       metrics: outcome.metrics,
+      manifest: outcome.manifest,
     });
   }
 

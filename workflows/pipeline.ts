@@ -11,12 +11,14 @@ import {
 } from '@temporalio/workflow';
 import type { Plan, PlannedStage } from '../pipelines/plan';
 import { PipelineRun } from './pipeline-run';
-import type { RunSummary, StageActivity, StageOutcome, StageResult } from './types';
+import type { ArtifactRef, RunSummary, StageActivity, StageOutcome, StageResult } from './types';
 
 /** Input of one pipeline run: a validated plan. */
 export interface PipelineWorkflowInput {
   runId: string;
   plan: Plan;
+  /** Stages to take from earlier runs instead of computing (`tempered resume`). */
+  reuse?: Record<string, { runId: string; manifest: ArtifactRef }>;
 }
 
 /** Current state of every stage. */
@@ -30,7 +32,7 @@ export const NON_RETRYABLE_ERROR_TYPES = ['BadInput', 'IntegrityError', 'GateFai
  * independent branches run in parallel. When a stage fails, its dependents are skipped but
  * independent branches finish, so a later resume has as much finished work as possible.
  */
-export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): Promise<RunSummary> {
+export async function pipelineWorkflow({ runId, plan, reuse = {} }: PipelineWorkflowInput): Promise<RunSummary> {
   const run = new PipelineRun(runId, workflowInfo().workflowId, plan);
   setHandler(progressQuery, () => run.summary());
 
@@ -55,6 +57,8 @@ export async function pipelineWorkflow({ runId, plan }: PipelineWorkflowInput): 
         baseDir: plan.baseDir,
         seed: plan.seed,
         cacheKey: stage.configDigest,
+        cache: stage.cache,
+        reuse: reuse[stage.name],
       });
       run.succeed(stage.name, outcome);
       return outcome;

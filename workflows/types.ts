@@ -34,8 +34,12 @@ export interface StageInput {
   baseDir: string;
   /** Pipeline seed combined with the stage name; same seed, same outputs. */
   seed: number;
-  /** Stage cache key (DESIGN invariant 4). */
+  /** Digest of the stage's type, config and implementation version; with the input digests it makes the cache key (DESIGN invariant 4). */
   cacheKey: string;
+  /** Reuse a verified earlier result computed with the same key. */
+  cache: boolean;
+  /** Set by `tempered resume`: reuse this earlier run's committed result after verifying it. */
+  reuse?: { runId: string; manifest: ArtifactRef };
 }
 
 /** What a stage activity returns, and what its manifest records. */
@@ -90,6 +94,8 @@ export interface StageProgress {
   outputs: Array<{ name: string; uri: string; sha256: string; bytes: number }>;
   metrics: Metrics;
   error?: string;
+  /** The committed manifest of a finished stage (what `resume` reuses). */
+  manifest?: ArtifactRef;
   /** Latest heartbeat details of a running attempt (filled from the server by clients). */
   heartbeat?: unknown;
 }

@@ -118,6 +118,7 @@ test('an unmet gate fails the run at once with the measured value and the thresh
   expect(summary.status).toBe('failed');
   expect(summary.stages.evaluate).toMatchObject({ status: 'failed', attempts: 1 });
   expect(summary.stages.evaluate.error).toMatch(/gate of stage "evaluate" failed: accuracy = [\d.]+ < min 1\.01/);
-  // stages that do not depend on the gate still finish
-  expect(summary.stages.quantize.status).toBe('succeeded');
+  // stages that do not depend on the gate still finish (from the stage cache: same spec as the first test)
+  expect(['succeeded', 'cached']).toContain(summary.stages.quantize.status);
+  expect(summary.stages.base).toMatchObject({ status: 'cached', cached: true });
 }, 600_000);

@@ -28,6 +28,7 @@ const spec = (name: string) => `
 apiVersion: tempered.dev/v1
 name: ${name}
 seed: 11
+defaults: { cache: false } # both runs must compute: the second is compared with the first
 stages:
   collect:
     type: collect

@@ -71,6 +71,7 @@ function context(config: Record<string, unknown>, options: { inputs?: Record<str
       baseDir: specDir,
       seed: 7,
       cacheKey: 'k',
+      cache: false,
     },
     store,
     signal: controller.signal,
