@@ -5,6 +5,7 @@ import { temporal } from '@temporalio/proto';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
 import type { RunStatus, RunSummary } from '../workflows/types';
+import { runIdFromWorkflowId } from '../workflows/run-id';
 
 // Client-side operations on runs: start, find, summarize, cancel, list.
 
@@ -54,7 +55,7 @@ export async function startRun(
 export async function resolveWorkflowId(client: Client, run: string): Promise<string> {
   if (run.includes('--')) return run;
   for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
-    if (execution.workflowId.endsWith(`--${run}`)) return execution.workflowId;
+    if (execution.workflowId.endsWith(`--${run}`) || runIdFromWorkflowId(execution.workflowId) === run) return execution.workflowId;
   }
   throw new RunNotFoundError(run);
 }
@@ -109,7 +110,7 @@ export async function getRunSummary(client: Client, workflowId: string): Promise
 function fallbackSummary(workflowId: string, description: WorkflowExecutionDescription): RunSummary {
   const memo = (description.memo ?? {}) as { pipeline?: string; runId?: string };
   return {
-    runId: memo.runId ?? workflowId,
+    runId: memo.runId ?? runIdFromWorkflowId(workflowId),
     workflowId,
     pipeline: memo.pipeline ?? '?',
     status: STATUS_BY_WORKFLOW[description.status.name] ?? 'running',
@@ -139,7 +140,7 @@ export async function listRuns(client: Client, limit: number): Promise<Array<{ w
     const memo = (execution.memo ?? {}) as { pipeline?: string; runId?: string };
     runs.push({
       workflowId: execution.workflowId,
-      runId: memo.runId ?? execution.workflowId,
+      runId: memo.runId ?? runIdFromWorkflowId(execution.workflowId),
       pipeline: memo.pipeline ?? '?',
       status: STATUS_BY_WORKFLOW[execution.status.name] ?? 'running',
       startedAt: execution.startTime.toISOString(),

@@ -115,6 +115,23 @@ export const DefaultsSchema = z.strictObject({
 });
 export type Defaults = z.infer<typeof DefaultsSchema>;
 
+/** What happens when a tick comes while the previous run still runs. */
+export const OVERLAP_POLICIES = ['skip', 'buffer-one', 'buffer-all', 'cancel-other', 'terminate-other', 'allow-all'] as const;
+
+export const ScheduleSchema = z
+  .strictObject({
+    /** Cron expression in UTC, e.g. `0 3 * * *` (daily at 03:00). Give this or `every`. */
+    cron: z.string().min(1).optional(),
+    /** Fixed interval, e.g. `6h`. Give this or `cron`. */
+    every: duration.optional(),
+    /** A tick while a run is still running: `skip` it (default), buffer it, cancel/terminate the running one, or allow both. */
+    overlap: z.enum(OVERLAP_POLICIES).default('skip'),
+    /** Create the schedule paused. Default false. */
+    paused: z.boolean().default(false),
+  })
+  .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'give exactly one of "cron" or "every"');
+export type ScheduleBlock = z.infer<typeof ScheduleSchema>;
+
 export const PipelineSpecSchema = z.strictObject({
   /** Spec format version. Must be `tempered.dev/v1`. */
   apiVersion: z.literal(API_VERSION),
@@ -126,6 +143,8 @@ export const PipelineSpecSchema = z.strictObject({
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
   /** Values every stage inherits. */
   defaults: DefaultsSchema.prefault({}),
+  /** Run this pipeline on a recurring schedule (`tempered schedule create <spec>` without --cron/--every). */
+  schedule: ScheduleSchema.optional(),
   /** The stages, by name. Order does not matter; inputs define the graph. */
   stages: z.record(NameSchema, StageSchema).refine((stages) => Object.keys(stages).length > 0, 'a pipeline needs at least one stage'),
 });

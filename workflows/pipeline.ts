@@ -11,11 +11,13 @@ import {
 } from '@temporalio/workflow';
 import type { Plan, PlannedStage } from '../pipelines/plan';
 import { PipelineRun } from './pipeline-run';
+import { runIdFromWorkflowId } from './run-id';
 import type { ArtifactRef, RunSummary, StageActivity, StageOutcome, StageResult } from './types';
 
 /** Input of one pipeline run: a validated plan. */
 export interface PipelineWorkflowInput {
-  runId: string;
+  /** Run id; a scheduled run has none and takes its workflow id's suffix (the tick's time). */
+  runId?: string;
   plan: Plan;
   /** Stages to take from earlier runs instead of computing (`tempered resume`). */
   reuse?: Record<string, { runId: string; manifest: ArtifactRef }>;
@@ -32,8 +34,11 @@ export const NON_RETRYABLE_ERROR_TYPES = ['BadInput', 'IntegrityError', 'GateFai
  * independent branches run in parallel. When a stage fails, its dependents are skipped but
  * independent branches finish, so a later resume has as much finished work as possible.
  */
-export async function pipelineWorkflow({ runId, plan, reuse = {} }: PipelineWorkflowInput): Promise<RunSummary> {
-  const run = new PipelineRun(runId, workflowInfo().workflowId, plan);
+export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<RunSummary> {
+  const { plan, reuse = {} } = input;
+  const { workflowId } = workflowInfo();
+  const runId = input.runId ?? runIdFromWorkflowId(workflowId);
+  const run = new PipelineRun(runId, workflowId, plan);
   setHandler(progressQuery, () => run.summary());
 
   const results = new Map<string, Promise<StageResult | undefined>>();

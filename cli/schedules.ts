@@ -1,0 +1,124 @@
+import type { Client, ScheduleDescription, ScheduleOverlapPolicy } from '@temporalio/client';
+import { formatDuration, parseDuration } from '../pipelines/duration';
+import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
+import type { ScheduleBlock } from '../pipelines/schema';
+import type { PipelineWorkflowInput } from '../workflows/pipeline';
+import { WORKFLOW_TYPE } from './runs';
+
+// Recurring runs on Temporal Schedules: each tick starts one pipeline run.
+
+/** Spec spelling -> Temporal's. */
+export const OVERLAP_POLICY_NAMES: Record<ScheduleBlock['overlap'], ScheduleOverlapPolicy> = {
+  skip: 'SKIP',
+  'buffer-one': 'BUFFER_ONE',
+  'buffer-all': 'BUFFER_ALL',
+  'cancel-other': 'CANCEL_OTHER',
+  'terminate-other': 'TERMINATE_OTHER',
+  'allow-all': 'ALLOW_ALL',
+};
+
+/** What a schedule shows in `list` and `describe`. */
+export interface ScheduleView {
+  scheduleId: string;
+  pipeline: string;
+  spec: string;
+  overlap: string;
+  paused: boolean;
+  note?: string;
+  actionsTaken?: number;
+  skippedOverlap?: number;
+  recentRuns?: Array<{ workflowId: string; scheduledAt: string; startedAt: string }>;
+  runningRuns?: string[];
+  nextRuns?: string[];
+}
+
+/** Creates a schedule that runs `plan`: `cron` or `every` from the options, else the spec's `schedule:` block. */
+export async function createSchedule(
+  client: Client,
+  plan: Plan,
+  options: { scheduleId?: string; cron?: string; every?: string; overlap?: ScheduleBlock['overlap']; paused?: boolean },
+  block?: ScheduleBlock,
+): Promise<string> {
+  const cron = options.cron ?? (options.every ? undefined : block?.cron);
+  const everyMs = options.every !== undefined ? parseDuration(options.every) : options.cron ? undefined : block?.every;
+  if (options.every !== undefined && everyMs === undefined) throw new ScheduleInputError(`--every ${JSON.stringify(options.every)} is not a duration; use e.g. 30m, 6h, 1d`);
+  if (cron === undefined && everyMs === undefined) {
+    throw new ScheduleInputError('no schedule: pass --cron "<expr>" or --every <duration>, or add a schedule: block (cron or every) to the spec');
+  }
+  const scheduleId = options.scheduleId ?? plan.pipeline;
+  const input: PipelineWorkflowInput = { plan };
+  await client.schedule.create({
+    scheduleId,
+    spec: cron !== undefined ? { cronExpressions: [cron] } : { intervals: [{ every: everyMs! }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: WORKFLOW_TYPE,
+      // The server appends each tick's time to this id; the run id is derived from it.
+      workflowId: `${plan.pipeline}--${scheduleId}`,
+      taskQueue: taskQueueName(TASK_QUEUES.cpu, plan.queuePrefix),
+      args: [input],
+      memo: { pipeline: plan.pipeline, scheduleId },
+    },
+    policies: { overlap: OVERLAP_POLICY_NAMES[options.overlap ?? block?.overlap ?? 'skip'], catchupWindow: '1 day' },
+    state: { paused: options.paused ?? block?.paused ?? false, note: `tempered: ${plan.pipeline}` },
+    // The server keeps cron expressions only in parsed form: remember what the user wrote.
+    memo: { pipeline: plan.pipeline, spec: cron !== undefined ? `cron ${cron}` : `every ${formatDuration(everyMs!)}` },
+  });
+  return scheduleId;
+}
+
+/** Every schedule of this namespace that runs a Tempered pipeline. */
+export async function listSchedules(client: Client): Promise<ScheduleView[]> {
+  const views: ScheduleView[] = [];
+  for await (const summary of client.schedule.list()) {
+    const memo = (summary.memo ?? {}) as { pipeline?: string; spec?: string };
+    if (!memo.pipeline) continue;
+    views.push({
+      scheduleId: summary.scheduleId,
+      pipeline: memo.pipeline,
+      spec: memo.spec ?? '?',
+      overlap: '',
+      paused: summary.state.paused,
+      note: summary.state.note,
+      nextRuns: summary.info?.nextActionTimes?.slice(0, 3).map((d) => d.toISOString()),
+    });
+  }
+  for (const view of views) {
+    const description = await client.schedule.getHandle(view.scheduleId).describe();
+    view.overlap = description.policies.overlap ?? 'SKIP';
+  }
+  return views.sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
+}
+
+/** Recent and upcoming runs, counts and state of one schedule. */
+export async function describeSchedule(client: Client, scheduleId: string): Promise<ScheduleView> {
+  const d: ScheduleDescription = await client.schedule.getHandle(scheduleId).describe();
+  const memo = (d.memo ?? {}) as { pipeline?: string; spec?: string };
+  return {
+    scheduleId,
+    pipeline: memo.pipeline ?? '?',
+    spec: memo.spec ?? '?',
+    overlap: d.policies.overlap ?? 'SKIP',
+    paused: d.state.paused,
+    note: d.state.note,
+    actionsTaken: d.info.numActionsTaken,
+    skippedOverlap: d.info.numActionsSkippedOverlap,
+    recentRuns: d.info.recentActions.map((a) => ({ workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt.toISOString(), startedAt: a.takenAt.toISOString() })),
+    runningRuns: d.info.runningActions.map((a) => a.workflow.workflowId),
+    nextRuns: d.info.nextActionTimes.slice(0, 5).map((t) => t.toISOString()),
+  };
+}
+
+/**
+ * Takes an action now. Unlike the SDK's default (allow-all), a manual tick follows the schedule's
+ * own overlap policy unless `overlap` overrides it: "tick now" should behave like a tick.
+ */
+export async function triggerSchedule(client: Client, scheduleId: string, overlap?: ScheduleBlock['overlap']): Promise<void> {
+  const handle = client.schedule.getHandle(scheduleId);
+  await handle.trigger(overlap ? OVERLAP_POLICY_NAMES[overlap] : ((await handle.describe()).policies.overlap ?? 'SKIP'));
+}
+
+/** Wrong schedule arguments: exit 2 with the message. */
+export class ScheduleInputError extends Error {
+  override readonly name = 'ScheduleInputError';
+}
