@@ -4,7 +4,8 @@ import { Command, Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
-import { createStore, describeStore, storeConfigFromEnv } from '../activities/store';
+import { createStore, describeStore, storeConfigFromEnv, type ArtifactStore } from '../activities/store';
+import { getAliases, getVersion, listModels, listVersions, promote, registerVersion, rollback, RegistryError } from '../activities/registry/model-registry';
 import { applyLocalStoreEnv, connectClient, NoServerError, queuePrefixFromEnv, temporalSettings, type TemporalSettings } from '../infra/config';
 import { DEFAULT_PORTS, defaultStateDir, down, readServers, up } from '../infra/servers';
 import { startWorkers, type RunningWorkers } from '../infra/worker';
@@ -12,7 +13,7 @@ import { formatDuration } from '../pipelines/duration';
 import { SpecValidationError } from '../pipelines/errors';
 import { loadSpecFile } from '../pipelines/load';
 import { planPipeline, TASK_QUEUES, type Plan, type TaskQueue } from '../pipelines/plan';
-import type { RunSummary } from '../workflows/types';
+import type { RunSummary, StageManifest } from '../workflows/types';
 import { formatHeadline, formatSummary } from './format';
 import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
@@ -239,6 +240,88 @@ function program(): Command {
       });
     });
 
+  const models = cli.command('models').description('the model registry in the store: versions, champion and previous aliases');
+  models
+    .command('register')
+    .description("register a model stage's outputs from a run as the next version")
+    .argument('<name>', 'model name, e.g. spam-classifier')
+    .requiredOption('--run <run>', 'run id or workflow id')
+    .requiredOption('--stage <stage>', 'a finetune, distill or quantize stage of that run')
+    .option('--promote', 'make it the champion too')
+    .action(async (name: string, opts: { run: string; stage: string; promote?: boolean }) =>
+      withClient(cli, async (client) => {
+        const summary = await getRunSummary(client, await resolveWorkflowId(client, opts.run));
+        const stage = summary.stages[opts.stage];
+        if (!stage?.manifest || (stage.status !== 'succeeded' && stage.status !== 'cached')) {
+          throw new UsageError(`run ${summary.runId} has no finished stage "${opts.stage}"; finished stages: ${Object.entries(summary.stages).filter(([, s]) => s.manifest).map(([n]) => n).join(', ')}`);
+        }
+        const store = await openStore(cli.opts().stateDir);
+        try {
+          const manifest = await store.readJson<StageManifest>(stage.manifest);
+          const version = await registerVersion(store, name, { outputs: manifest.outputs, metrics: manifest.metrics, lineage: { runId: summary.runId, pipeline: summary.pipeline, stage: opts.stage } });
+          if (opts.promote) await promote(store, name, version.version, 'registered with --promote');
+          console.log(`registered ${name} version ${version.version}${opts.promote ? ' as champion' : ''}`);
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+  models
+    .command('list')
+    .description('registered models with their champion')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) =>
+      withStore(cli, async (store) => {
+        const rows = [];
+        for (const name of await listModels(store)) rows.push({ name, versions: (await listVersions(store, name)).length, ...(await getAliases(store, name)) });
+        if (opts.json) return console.log(JSON.stringify(rows.map(({ history: _, ...r }) => r), null, 2));
+        if (rows.length === 0) return console.log('no models registered; "tempered models register <name> --run <run> --stage <stage>" adds one');
+        for (const r of rows) console.log(`${r.name.padEnd(28)} ${String(r.versions).padStart(3)} versions  champion ${r.champion ?? '-'}  previous ${r.previous ?? '-'}`);
+      }),
+    );
+  models
+    .command('show')
+    .description("a model's versions, metrics, lineage and alias history")
+    .argument('<name>')
+    .option('--json', 'print as JSON')
+    .action(async (name: string, opts: { json?: boolean }) =>
+      withStore(cli, async (store) => {
+        const aliases = await getAliases(store, name);
+        const versions = await Promise.all((await listVersions(store, name)).map((v) => getVersion(store, name, v)));
+        if (versions.length === 0) throw new UsageError(`no model "${name}"; "tempered models list" shows the registered ones`);
+        if (opts.json) return console.log(JSON.stringify({ name, ...aliases, versions }, null, 2));
+        for (const v of versions) {
+          const tag = v.version === aliases.champion ? ' champion' : v.version === aliases.previous ? ' previous' : '';
+          const m = v.metrics as Record<string, unknown>;
+          console.log(`v${v.version}${tag}  ${v.createdAt}  run ${v.lineage.runId} stage ${v.lineage.stage}${typeof m.macroF1 === 'number' ? `  macro-F1 ${m.macroF1}` : ''}`);
+        }
+        for (const h of aliases.history) console.log(`  ${h.at} ${h.action} -> v${h.champion}${h.reason ? ` (${h.reason})` : ''}`);
+      }),
+    );
+  models
+    .command('promote')
+    .description('make a version the champion (the old champion becomes previous)')
+    .argument('<name>')
+    .argument('<version>', 'version number', Number)
+    .option('--reason <text>', 'why')
+    .action(async (name: string, version: number, opts: { reason?: string }) =>
+      withStore(cli, async (store) => {
+        const a = await promote(store, name, version, opts.reason);
+        console.log(`${name}: champion v${a.champion}, previous ${a.previous === undefined ? '-' : `v${a.previous}`}`);
+      }),
+    );
+  models
+    .command('rollback')
+    .description('restore the previous champion')
+    .argument('<name>')
+    .option('--reason <text>', 'why')
+    .action(async (name: string, opts: { reason?: string }) =>
+      withStore(cli, async (store) => {
+        const a = await rollback(store, name, opts.reason);
+        console.log(`${name}: champion v${a.champion} again, previous v${a.previous}`);
+      }),
+    );
+
   cli
     .command('up')
     .description('build (once) and start a local Temporal dev server and MinIO; a no-op when they run')
@@ -393,6 +476,21 @@ function uiLink(settings: TemporalSettings, workflowId: string, servers: Awaited
   return `${servers.temporal.uiUrl}/namespaces/${settings.namespace}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
+/** The artifact store: TEMPERED_STORE, else the local MinIO. */
+async function openStore(stateDir: string): Promise<ArtifactStore> {
+  if (!process.env.TEMPERED_STORE && (await readServers(stateDir))) await applyLocalStoreEnv(stateDir);
+  return createStore(storeConfigFromEnv());
+}
+
+async function withStore(cli: Command, fn: (store: ArtifactStore) => Promise<void>): Promise<void> {
+  const store = await openStore(cli.opts().stateDir);
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
 async function withClient(cli: Command, fn: (client: Client) => Promise<void>): Promise<void> {
   const client = await connectClient(await temporalSettings(cli.opts().stateDir));
   try {
@@ -422,7 +520,7 @@ export async function main(argv = process.argv): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    if (err instanceof SpecValidationError || err instanceof UsageError || err instanceof ScheduleInputError) {
+    if (err instanceof SpecValidationError || err instanceof UsageError || err instanceof ScheduleInputError || err instanceof RegistryError) {
       log(err.message);
       process.exitCode = EXIT.badInput;
     } else if (err instanceof NoServerError) {
