@@ -47,7 +47,13 @@ export function loadSpecText(text: string, file: string): LoadedSpec {
     throw new SpecValidationError(file, problems);
   }
 
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // The yaml library refuses documents whose aliases expand exponentially ("billion laughs").
+    throw new SpecValidationError(file, [{ path: '', message: `YAML aliases expand too far (${(err as Error).message}); write the repeated values out, or nest aliases less deeply` }]);
+  }
   const problems: SpecProblem[] = [];
   const locate = (segments: readonly PathSegment[], key = false): { line?: number; column?: number } => {
     const offset = offsetOf(doc, segments, key);
@@ -128,6 +134,8 @@ function offsetOf(doc: Document, segments: readonly PathSegment[], key: boolean)
 }
 
 function preview(value: unknown): string {
+  // JSON would print Infinity (YAML's reading of e.g. 1e400) and NaN as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const json = JSON.stringify(value);
   return json === undefined ? String(value) : json.length > 60 ? `${json.slice(0, 57)}...` : json;
 }

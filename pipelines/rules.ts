@@ -13,10 +13,25 @@ type RawStage = Record<string, unknown>;
 
 /** Every cross-field and graph problem in a raw spec. */
 export function checkRules(raw: unknown): RuleProblem[] {
+  const document = documentRules(raw);
+  if (document.length > 0) return document;
   const stagesValue = (raw as { stages?: unknown } | null)?.stages;
   if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [];
   const stages = stagesValue as Record<string, RawStage>;
   return [...graphRules(stages), ...dataRules(stages), ...trainingRules(stages)];
+}
+
+/** The file is a YAML mapping: not empty, not a list or a scalar, not a binary file read as text. */
+function documentRules(raw: unknown): RuleProblem[] {
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) return [];
+  const example = 'start from pipelines/examples/demo.yaml';
+  // Bytes that are not UTF-8 decode to U+FFFD; NUL and most C0 controls never occur in YAML.
+  if (typeof raw === 'string' && /[\u0000-\u0008\u000e-\u001f\ufffd]/.test(raw)) {
+    return [{ path: [], message: `this is not a YAML text file (it holds binary bytes: is it compressed, an image, a program?); pass the path of a pipeline spec, or ${example}` }];
+  }
+  const found =
+    raw === null || raw === undefined ? 'nothing (the file is empty or only comments)' : Array.isArray(raw) ? `a list of ${raw.length} item${raw.length === 1 ? '' : 's'}` : `a single ${typeof raw} value`;
+  return [{ path: [], message: `a spec is a YAML mapping of apiVersion, name and stages, found ${found}; ${example}` }];
 }
 
 /** Inputs name existing stages, nothing depends on itself, and there are no cycles. */
@@ -45,7 +60,7 @@ function graphRules(stages: Record<string, RawStage>): RuleProblem[] {
   if (cycle) {
     problems.push({
       path: ['stages', cycle[0], 'input'],
-      message: `dependency cycle: ${cycle.join(' -> ')}; remove one of these inputs so data flows one way`,
+      message: `dependency cycle: ${cycle.join(' -> ')}; remove one of these dependencies (input, after, or a tokenizer/from/model/teacher reference) so data flows one way`,
     });
   }
   return problems;
@@ -63,6 +78,7 @@ function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
     if (ONE_INPUT.has(stage.type as string) && inputs.length !== 1) {
       problems.push({ path: at('input'), message: `a ${stage.type} stage reads exactly one upstream stage; found ${inputs.length}. Set "input: <stage>"` });
     }
+    if (stage.type === 'collect' && Array.isArray(stage.sources)) problems.push(...sourceRules(stage.sources, at));
     if (stage.type === 'collect' && inputs.length > 0) {
       problems.push({ path: at('input'), message: 'a collect stage reads from "sources", not from other stages; remove "input" or use "after"' });
     }
@@ -97,6 +113,30 @@ function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
       }
     }
   }
+  return problems;
+}
+
+/** Each collect source is `{ path: <glob string> }` or `{ s3: ... }`: the schema's union can only say "invalid input". */
+function sourceRules(sources: unknown[], at: (...p: Array<string | number>) => Array<string | number>): RuleProblem[] {
+  const problems: RuleProblem[] = [];
+  sources.forEach((source, i) => {
+    if (typeof source === 'string') {
+      problems.push({ path: at('sources', i), message: `a source is { path: <glob> } or { s3: s3://bucket/prefix }, found the bare string ${JSON.stringify(source)}; write - path: ${JSON.stringify(source)}` });
+      return;
+    }
+    if (!source || typeof source !== 'object' || Array.isArray(source)) {
+      problems.push({ path: at('sources', i), message: `a source is { path: <glob> } or { s3: s3://bucket/prefix }, found ${JSON.stringify(source)}` });
+      return;
+    }
+    const glob = (source as { path?: unknown }).path;
+    if (Array.isArray(glob)) {
+      const globs = glob.map((g) => `{ path: ${JSON.stringify(String(g))} }`).join(', ');
+      problems.push({ path: at('sources', i, 'path'), message: `path takes one glob, found a list of ${glob.length}; write one source per glob: sources: [${globs}]` });
+    } else if (glob !== undefined && typeof glob !== 'string') {
+      const fix = typeof glob === 'number' || typeof glob === 'boolean' ? `quote it, e.g. path: "${String(glob)}/*.txt"` : 'write the glob as a string, e.g. path: "data/*.txt"';
+      problems.push({ path: at('sources', i, 'path'), message: `a glob must be a string, found ${JSON.stringify(glob)}; ${fix}` });
+    }
+  });
   return problems;
 }
 

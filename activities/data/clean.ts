@@ -2,6 +2,7 @@ import type { CleanOptions } from '../../pipelines/stage-types';
 import { sha256Hex } from './hash';
 import { stripHtml } from './html';
 import { stripMailHeaders } from './mail-headers';
+import { NoRecordsLeftError } from './errors';
 import { findNearDuplicates, validateNearDedup } from './minhash';
 import type { DataRecord } from './record';
 import { redactSensitive, type RedactionCounts } from './redact';
@@ -49,6 +50,7 @@ function codePointLength(text: string): number {
  * Cleans records in order: normalize → strip mail headers → strip HTML → collapse whitespace →
  * redact → length filters → exact dedup → near dedup. Dedup runs on cleaned text and keeps the first
  * record of each duplicate group (input order), so the result depends only on the input and options.
+ * Throws NoRecordsLeftError when no record is left: an empty dataset would only fail later, less clearly.
  */
 export function cleanRecords(
   records: readonly DataRecord[],
@@ -69,6 +71,7 @@ export function cleanRecords(
 
   const survivors: DataRecord[] = [];
   const seenTexts = new Set<string>();
+  let longest = 0;
   for (const record of records) {
     let text = record.text;
     if (options.normalize !== 'none') {
@@ -103,6 +106,7 @@ export function cleanRecords(
     }
 
     const length = codePointLength(text);
+    longest = Math.max(longest, length);
     if (length < options.minChars) {
       metrics.removed.tooShort++;
       continue;
@@ -135,5 +139,21 @@ export function cleanRecords(
     metrics.removed.nearDuplicate = survivors.length - output.length;
   }
   metrics.output = output.length;
+  if (output.length === 0) throw noRecordsLeft(metrics, options, longest);
   return { records: output, metrics };
+}
+
+/** Why nothing was kept, and what to change. Dedup always keeps one record, so only the length filters can empty a dataset. */
+function noRecordsLeft(metrics: CleanMetrics, options: CleanOptions, longest: number): NoRecordsLeftError {
+  const { tooShort, tooLong } = metrics.removed;
+  if (metrics.input === 0) return new NoRecordsLeftError(0, 'its input dataset is empty', 'check the stage that feeds it');
+  const reasons = [
+    ...(tooLong > 0 ? [`${tooLong} longer than maxChars ${options.maxChars}`] : []),
+    ...(tooShort > 0 ? [`${tooShort} shorter than minChars ${options.minChars}`] : []),
+  ];
+  const fixes = [
+    ...(tooLong > 0 ? [`raise maxChars (the longest record has ${longest} characters after cleaning), or cut long documents into records in collect (segment: paragraph or line)`] : []),
+    ...(tooShort > 0 ? ['lower minChars'] : []),
+  ];
+  return new NoRecordsLeftError(metrics.input, reasons.join(', '), fixes.join('; '));
 }

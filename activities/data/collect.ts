@@ -397,11 +397,13 @@ function jsonlRows(text: string, name: string): Row[] {
     try {
       value = JSON.parse(raw);
     } catch (error) {
+      // A last line without its newline that does not parse is a file cut off mid-record.
+      const cutOff = index === lines.length - 1;
       throw new MalformedRecordError(
         name,
         line,
-        `invalid JSON (${(error as Error).message})`,
-        'write exactly one JSON object per line',
+        `invalid JSON (${(error as Error).message})${cutOff ? '; the file ends inside this record, so it was probably truncated (an interrupted download or copy)' : ''}`,
+        cutOff ? 're-create the file, or delete its incomplete last line' : 'write exactly one JSON object per line',
       );
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {

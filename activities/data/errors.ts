@@ -17,6 +17,19 @@ export class EmptySourceError extends Error {
   }
 }
 
+/** A filter removed every record: the stages after it would have nothing to work on. */
+export class NoRecordsLeftError extends Error {
+  override readonly name = 'NoRecordsLeftError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly input: number,
+    reason: string,
+    fix: string,
+  ) {
+    super(`kept none of its ${input} record${input === 1 ? '' : 's'}: ${reason}; ${fix}`);
+  }
+}
+
 /** An npm: source names a package that is not installed. */
 export class PackageNotFoundError extends Error {
   override readonly name = 'PackageNotFoundError';

@@ -21,6 +21,7 @@ import { estimateLoss, trainModel, type TrainHooks, type TrainResult } from '../
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } from './model-artifacts';
 import { classifyExamples, labelsOf, lmExamples, readDataset, sample } from './examples';
+import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './memory';
 
 // The training stages: thin adapters from the stage protocol (store, heartbeats, checkpoints) to
 // the trainer in activities/ml, which knows nothing of either.
@@ -116,6 +117,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
     tokenizerRef = tok.outputs.tokenizer;
     tokenizer = BpeTokenizer.fromJSON((await ctx.store.readJson(tokenizerRef)) as never);
     const { layers, dModel, heads, context, mlpRatio, dropout } = options.model;
+    checkTrainingFits(estimateTrainingBytes({ vocabSize: tokenizer.vocabSize, context, layers, dModel, heads, mlpRatio, numClasses: labels?.length }, options.batchSize, options.objective), memoryLimitBytes(info.name));
     gpt = new Gpt({ vocabSize: tokenizer.vocabSize, context, layers, dModel, heads, mlpRatio, dropout, numClasses: labels?.length, padId: tokenizer.padId }, { name, seed: ctx.input.seed });
   }
   try {
@@ -170,13 +172,25 @@ export const distillStage: StageImplementation = async (ctx) => {
   const teacherResult = inputOf(ctx, options.teacher, 'teacher');
   const teacher = await loadModelArtifacts(ctx.store, teacherResult.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_teacher_a${ctx.attempt}`, merge: true });
   const labels = teacher.labels;
-  if (!labels || teacher.descriptor.objective !== 'classify') throw badInput(`stage "${ctx.input.stage}": teacher "${options.teacher}" is not a classifier; distillation needs a classify model`);
+  if (!labels || teacher.descriptor.objective !== 'classify') {
+    teacher.gpt.dispose();
+    throw badInput(`stage "${ctx.input.stage}": teacher "${options.teacher}" is not a classifier; distillation needs a classify model`);
+  }
   const dataset = datasetOf(ctx);
   const [trainRecords, validationRecords] = await Promise.all([
     readDataset(ctx, dataset.outputs.train, 'the train split'),
     readDataset(ctx, dataset.outputs.validation, 'the validation split'),
   ]);
   const { layers, dModel, heads, context, mlpRatio, dropout } = options.model;
+  try {
+    checkTrainingFits(
+      estimateTrainingBytes({ vocabSize: teacher.tokenizer.vocabSize, context: Math.min(context, teacher.gpt.config.context), layers, dModel, heads, mlpRatio, numClasses: labels.length }, options.batchSize, 'classify'),
+      memoryLimitBytes(info.name),
+    );
+  } catch (err) {
+    teacher.gpt.dispose();
+    throw err;
+  }
   const student = new Gpt(
     { vocabSize: teacher.tokenizer.vocabSize, context: Math.min(context, teacher.gpt.config.context), layers, dModel, heads, mlpRatio, dropout, numClasses: labels.length, padId: teacher.tokenizer.padId },
     { name: `${ctx.input.stage.replace(/-/g, '_')}_student_a${ctx.attempt}`, seed: ctx.input.seed },
