@@ -95,3 +95,45 @@ test('resume after a failure reuses finished stages and runs only the failed one
   }
   expect(resumed.summary.stages.flaky).toMatchObject({ status: 'succeeded', attempts: 1 });
 });
+
+test('an artifact corrupted between stages: the consumer fails naming it, and resume recomputes it and completes', async () => {
+  const yaml = `
+apiVersion: tempered.dev/v1
+name: corrupt-it
+stages:
+  collect: { type: collect, sources: [{ path: "*.txt" }] }
+  pause: { type: noop, after: [collect], sleepMs: 4000 }
+  clean: { type: clean, input: collect, after: [pause], retry: { maxAttempts: 3 } }
+`;
+  const plan = planPipeline(loadSpecText(yaml, path.join(dir, 'spec.yaml')), { noCache: true });
+  const runId = newRunId();
+  const { workflowId } = await startRun(h.client, plan, runId);
+  let collected: { uri: string; sha256: string } | undefined;
+  for (let i = 0; i < 200 && !collected; i++) {
+    const s = await getRunSummary(h.client, workflowId);
+    collected = s.stages.collect.outputs[0];
+    if (!collected) await new Promise((r) => setTimeout(r, 100));
+  }
+  const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(collected!.uri)!;
+  const client = s3();
+  const body = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray());
+  body[0] ^= 0x20;
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+  client.destroy();
+
+  const failed = await waitForSummary(h.client, workflowId);
+  expect(failed.status).toBe('failed');
+  expect(failed.stages.clean).toMatchObject({ status: 'failed', attempts: 1 });
+  expect(failed.stages.clean.error).toContain(collected!.uri);
+  expect(failed.stages.clean.error).toMatch(/sha256/);
+
+  const { reuse, decisions } = planResume({ plan, summary: failed }, plan);
+  expect(decisions.find((d) => d.stage === 'collect')!.action).toBe('reuse');
+  const resumed = await run(yaml, { noCache: true }, reuse);
+  expect(resumed.summary.status).toBe('succeeded');
+  // the corrupted artifact failed verification, so collect was recomputed rather than reused
+  expect(resumed.summary.stages.collect.status).toBe('succeeded');
+  expect(resumed.summary.stages.collect.metrics.cacheMiss).toMatch(/failed verification/);
+  expect(resumed.summary.stages.collect.outputs[0].sha256).toBe(collected!.sha256);
+  expect(resumed.summary.stages.pause.status).toBe('cached');
+});
