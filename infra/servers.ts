@@ -57,23 +57,8 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
     secretAccessKey: randomBytes(18).toString('base64url'),
   };
 
-  const temporalPid = await startDetached(
-    temporalBin,
-    ['server', 'start-dev', '--db-filename', path.join(stateDir, 'temporal.db'), '--ip', '127.0.0.1',
-      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
-      // Eager activity dispatch: the worker that completes a workflow task gets the activity it
-      // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
-      '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
-    path.join(stateDir, 'logs', 'temporal.log'),
-    {},
-  );
-  const minioPid = await startDetached(
-    minioBin,
-    ['server', path.join(stateDir, 'minio'), '--address', `127.0.0.1:${ports.minio}`,
-      '--console-address', `127.0.0.1:${ports.minioConsole}`, '--quiet'],
-    path.join(stateDir, 'logs', 'minio.log'),
-    { MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey, MINIO_BROWSER: 'on' },
-  );
+  const temporalPid = await startTemporal(temporalBin, stateDir, ports);
+  const minioPid = await startMinio(minioBin, stateDir, ports, credentials);
   const servers: LocalServers = {
     stateDir,
     temporal: { address: `127.0.0.1:${ports.temporal}`, uiUrl: `http://127.0.0.1:${ports.temporalUi}`, namespace: 'default', pid: temporalPid },
@@ -88,9 +73,43 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
   };
   // Credentials stay in the state file (mode 600), never in workflow inputs or logs.
   await writeFile(path.join(stateDir, STATE_FILE), JSON.stringify(servers, null, 2), { mode: 0o600 });
-  await waitFor('Temporal', () => temporalHealthy(servers.temporal.address), 60_000, path.join(stateDir, 'logs', 'temporal.log'));
-  await waitFor('MinIO', () => minioHealthy(servers.minio.endpoint), 60_000, path.join(stateDir, 'logs', 'minio.log'));
+  await waitUntilHealthy(servers, 'temporal');
+  await waitUntilHealthy(servers, 'minio');
   return { ...servers, alreadyRunning: false };
+}
+
+function startTemporal(binary: string, stateDir: string, ports: Pick<ServerPorts, 'temporal' | 'temporalUi'>): Promise<number> {
+  return startDetached(
+    binary,
+    ['server', 'start-dev', '--db-filename', path.join(stateDir, 'temporal.db'), '--ip', '127.0.0.1',
+      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
+      // Eager activity dispatch: the worker that completes a workflow task gets the activity it
+      // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
+      '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
+    path.join(stateDir, 'logs', 'temporal.log'),
+    {},
+  );
+}
+
+function startMinio(
+  binary: string,
+  stateDir: string,
+  ports: Pick<ServerPorts, 'minio' | 'minioConsole'>,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): Promise<number> {
+  return startDetached(
+    binary,
+    ['server', path.join(stateDir, 'minio'), '--address', `127.0.0.1:${ports.minio}`,
+      '--console-address', `127.0.0.1:${ports.minioConsole}`, '--quiet'],
+    path.join(stateDir, 'logs', 'minio.log'),
+    { MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey, MINIO_BROWSER: 'on' },
+  );
+}
+
+function waitUntilHealthy(servers: LocalServers, which: 'temporal' | 'minio'): Promise<void> {
+  return which === 'temporal'
+    ? waitFor('Temporal', () => temporalHealthy(servers.temporal.address), 60_000, path.join(servers.stateDir, 'logs', 'temporal.log'))
+    : waitFor('MinIO', () => minioHealthy(servers.minio.endpoint), 60_000, path.join(servers.stateDir, 'logs', 'minio.log'));
 }
 
 /** Stops the servers recorded in the state directory. Returns false when none were recorded. */
@@ -110,8 +129,48 @@ export async function down(options: { stateDir?: string } = {}): Promise<boolean
 
 /** Stops just one server (fault-injection tests and maintenance); `up` starts it again. */
 export async function stopServer(stateDir: string, which: 'temporal' | 'minio'): Promise<void> {
-  const servers = await readServers(stateDir);
-  if (servers) await stopProcess(servers[which].pid);
+  // Read stopped servers too: stopping one while the other is down must still work.
+  const servers = await readServers(stateDir, true);
+  if (!servers) return;
+  await stopProcess(servers[which].pid);
+  const updated = { ...servers, [which]: { ...servers[which], pid: 0 } };
+  await writeFile(path.join(path.resolve(stateDir), STATE_FILE), JSON.stringify(updated, null, 2), { mode: 0o600 });
+}
+
+/**
+ * Starts one server that `stopServer` (or a crash) stopped, with the ports, credentials and state
+ * (SQLite file, MinIO data) recorded in `<stateDir>/servers.json`, and waits until it answers.
+ * A no-op when it is running and healthy. Records the new pid.
+ */
+export async function startServer(stateDir: string, which: 'temporal' | 'minio'): Promise<LocalServers> {
+  stateDir = path.resolve(stateDir);
+  const servers = await readServers(stateDir, true);
+  if (!servers) throw new Error(`no servers recorded in ${stateDir}; start them with "tempered up"`);
+  if (alive(servers[which].pid) && (which === 'temporal' ? await temporalHealthy(servers.temporal.address) : await minioHealthy(servers.minio.endpoint))) {
+    return servers;
+  }
+  await stopProcess(servers[which].pid); // alive but not answering: replace it
+  const portOf = (url: string) => Number(new URL(url.includes('://') ? url : `tcp://${url}`).port);
+  const ports: ServerPorts = {
+    temporal: portOf(servers.temporal.address),
+    temporalUi: portOf(servers.temporal.uiUrl),
+    minio: portOf(servers.minio.endpoint),
+    minioConsole: portOf(servers.minio.consoleUrl),
+  };
+  // A killed server's ports can take a moment to be released.
+  const mine = which === 'temporal' ? [ports.temporal, ports.temporalUi] : [ports.minio, ports.minioConsole];
+  const deadline = Date.now() + 10_000;
+  while (!(await Promise.all(mine.map(portFree))).every(Boolean) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const pid =
+    which === 'temporal'
+      ? await startTemporal(await ensureTool(TOOLS.temporal, () => {}), stateDir, ports)
+      : await startMinio(await ensureTool(TOOLS.minio, () => {}), stateDir, ports, servers.minio);
+  // Re-read: the other server's record may have changed meanwhile.
+  const latest = (await readServers(stateDir, true)) ?? servers;
+  const updated: LocalServers = { ...latest, [which]: { ...latest[which], pid } };
+  await writeFile(path.join(stateDir, STATE_FILE), JSON.stringify(updated, null, 2), { mode: 0o600 });
+  await waitUntilHealthy(updated, which);
+  return updated;
 }
 
 /** The local servers recorded in `stateDir`, if `up` ran there and they are still running (or `includeStopped`). */

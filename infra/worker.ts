@@ -54,6 +54,9 @@ export async function startWorkers(options: WorkerOptions): Promise<RunningWorke
           // Heartbeats carry the progress `status` and the progress bars show: send them every 2 s
           // rather than at 80% of the heartbeat timeout (48 s with the default 1 m).
           maxHeartbeatThrottleInterval: '2s',
+          // When the worker holding a run's workflow state dies, another picks the run up after
+          // this (the SDK default is 10 s); replaying our small histories is cheap.
+          stickyQueueScheduleToStartTimeout: '3s',
         }),
       ),
     );
