@@ -10,13 +10,13 @@ import {
   identityTranslator,
   loadWordNetSynonyms,
   splitRecords,
-  type DataRecord,
   type Translator,
 } from './data';
 import { commandStage } from './command';
-import { defineStage, type StageContext } from './stage-runner';
+import { readDataset } from './datasets';
+import { defineStage } from './stage-runner';
 import { distillStage, evaluateStage, finetuneStage, quantizeStage, tokenizerStage } from './training/stages';
-import { readJsonl, writeJsonl, type ArtifactStore } from './store';
+import { writeJsonl, type ArtifactStore } from './store';
 
 /** What the activities need from their host: the store, and optional pluggable translators. */
 export interface ActivityDependencies {
@@ -41,14 +41,14 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
     }),
 
     clean: defineStage(store, async (ctx) => {
-      const records = await readRecords(ctx, singleInput(ctx.input).outputs.records);
+      const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
       ctx.progress({ phase: 'cleaning', records: records.length });
       const { records: cleaned, metrics } = cleanRecords(records, ctx.input.config as CleanOptions);
       return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), cleaned) }, metrics };
     }),
 
     split: defineStage(store, async (ctx) => {
-      const records = await readRecords(ctx, singleInput(ctx.input).outputs.records);
+      const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
       ctx.progress({ phase: 'splitting', records: records.length });
       const { splits, metrics } = splitRecords(records, ctx.input.config as SplitOptions, { seed: ctx.input.seed });
       const outputs = {
@@ -63,7 +63,7 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
     // augmented copy of a training record can leak into evaluation.
     augment: defineStage(store, async (ctx) => {
       const split = singleInput(ctx.input).outputs;
-      const train = await readRecords(ctx, split.train);
+      const train = await readDataset(ctx, split.train, 'the train split');
       ctx.progress({ phase: 'augmenting', records: train.length });
       const { records, metrics } = await augmentRecords(train, ctx.input.config as AugmentOptions, {
         seed: ctx.input.seed,
@@ -96,11 +96,4 @@ function singleInput(input: StageInput): StageResult {
   const first = input.dataInputs[0] === undefined ? undefined : input.inputs[input.dataInputs[0]];
   if (!first) throw new Error(`stage "${input.stage}" received no input; the plan should have given it one`);
   return first;
-}
-
-async function readRecords(ctx: StageContext, ref: StageResult['outputs'][string] | undefined): Promise<DataRecord[]> {
-  if (!ref) throw new Error(`stage "${ctx.input.stage}": its input has no dataset output`);
-  const records: DataRecord[] = [];
-  for await (const record of readJsonl<DataRecord>(ctx.store, ref)) records.push(record);
-  return records;
 }

@@ -56,7 +56,7 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           cacheKey: input.cacheKey,
           outputs: reusable.result.outputs,
           metrics: { ...reusable.result.metrics, cachedFrom: reusable.fromRun },
-          inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
+          inputs: inputManifests(input),
         });
         return { ...result, attempt, cachedFrom: reusable.fromRun };
       }
@@ -96,7 +96,7 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
             worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
             ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
           },
-          inputs: Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest])),
+          inputs: inputManifests(input),
         });
         if (input.cache) await rememberResult(store, input, result.manifest);
         return { ...result, attempt };
@@ -108,6 +108,11 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       throw classify(err, input, attempt);
     }
   };
+}
+
+/** Lineage: the manifest of every upstream stage this one read. */
+function inputManifests(input: StageInput): Record<string, ArtifactRef> {
+  return Object.fromEntries(Object.entries(input.inputs).map(([name, r]) => [name, r.manifest]));
 }
 
 function classify(err: unknown, input: StageInput, attempt: number): unknown {

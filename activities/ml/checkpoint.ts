@@ -171,19 +171,46 @@ export interface ModelFile {
   tensors: Array<{ name: string; shape: number[]; dtype: 'float32'; offset: number; byteLength: number }>;
 }
 
-/** A model as its JSON index and its float32 little-endian weights. */
-export function serializeModel(model: Gpt): { config: ModelFile; weights: Buffer } {
+/** Index of a blob of named float32 tensors: a model's weights, or any subset (LoRA adapters). */
+export interface WeightsIndex {
+  byteLength: number;
+  tensors: ModelFile['tensors'];
+}
+
+/** Named weights as an index and one little-endian float32 blob. */
+export function packWeights(weights: NamedWeights): { index: WeightsIndex; data: Buffer } {
   const tensors: ModelFile['tensors'] = [];
   const parts: Buffer[] = [];
   let offset = 0;
-  for (const [name, w] of Object.entries(model.getWeights())) {
+  for (const [name, w] of Object.entries(weights)) {
     tensors.push({ name, shape: w.shape, dtype: 'float32', offset, byteLength: w.data.byteLength });
     parts.push(littleEndianBytes(w.data));
     offset += w.data.byteLength;
   }
-  const file: ModelFile = { format: 'tempered-gpt', version: 1, config: { ...model.config }, byteLength: offset, tensors };
+  return { index: { byteLength: offset, tensors }, data: Buffer.concat(parts) };
+}
+
+/** Reads `packWeights` output back; `what` names the blob in errors. */
+export function unpackWeights(index: WeightsIndex, data: Buffer, what: string): NamedWeights {
+  if (data.length !== index.byteLength) {
+    throw new ArtifactFormatError(what, `weights are ${data.length} bytes but the index says ${index.byteLength}`);
+  }
+  const named: NamedWeights = {};
+  for (const t of index.tensors) {
+    if (t.dtype !== 'float32') throw new ArtifactFormatError(what, `tensor ${t.name} has dtype ${t.dtype}; only float32 is supported`);
+    const length = t.shape.reduce((a, b) => a * b, 1);
+    if (t.byteLength !== 4 * length) throw new ArtifactFormatError(what, `tensor ${t.name}: ${t.byteLength} bytes for shape [${t.shape}]`);
+    named[t.name] = { shape: t.shape, data: readFloats(data, t.offset, length, what) };
+  }
+  return named;
+}
+
+/** A model as its JSON index and its float32 little-endian weights. */
+export function serializeModel(model: Gpt): { config: ModelFile; weights: Buffer } {
+  const { index, data } = packWeights(model.getWeights());
+  const file: ModelFile = { format: 'tempered-gpt', version: 1, config: { ...model.config }, ...index };
   if (model.lora) file.lora = model.lora;
-  return { config: file, weights: Buffer.concat(parts) };
+  return { config: file, weights: data };
 }
 
 /** Rebuilds a model from `serializeModel`'s output; every weight of the model must be present. */
@@ -191,17 +218,8 @@ export function loadModel(file: ModelFile, weights: Buffer, options: GptOptions 
   const what = 'model file';
   if (file.format !== 'tempered-gpt') throw new ArtifactFormatError(what, `format ${JSON.stringify(file.format)} is not tempered-gpt`);
   if (file.version !== 1) throw new ArtifactFormatError(what, `version ${file.version} is not supported (expected 1)`);
-  if (weights.length !== file.byteLength) {
-    throw new ArtifactFormatError(what, `weights are ${weights.length} bytes but the index says ${file.byteLength}`);
-  }
   resolveModelConfig(file.config as ModelConfig);
-  const named: NamedWeights = {};
-  for (const t of file.tensors) {
-    if (t.dtype !== 'float32') throw new ArtifactFormatError(what, `tensor ${t.name} has dtype ${t.dtype}; only float32 is supported`);
-    const length = t.shape.reduce((a, b) => a * b, 1);
-    if (t.byteLength !== 4 * length) throw new ArtifactFormatError(what, `tensor ${t.name}: ${t.byteLength} bytes for shape [${t.shape}]`);
-    named[t.name] = { shape: t.shape, data: readFloats(weights, t.offset, length, what) };
-  }
+  const named = unpackWeights(file, weights, what);
   const model = new Gpt(file.config, options);
   try {
     if (file.lora) model.applyLora(file.lora);

@@ -2,19 +2,8 @@ import type { DataRecord } from '../data';
 import type { Example } from '../ml/batches';
 import type { BpeTokenizer } from '../ml/tokenizer';
 import { createRandom, seedFrom } from '../data';
-import type { StageContext } from '../stage-runner';
-import { readJsonl } from '../store';
-import type { ArtifactRef } from '../../workflows/types';
 
 // From dataset records to tokenized training examples.
-
-/** Reads a JSONL dataset artifact into memory (verified). */
-export async function readDataset(ctx: StageContext, ref: ArtifactRef | undefined, what: string): Promise<DataRecord[]> {
-  if (!ref) throw Object.assign(new Error(`stage "${ctx.input.stage}": ${what} is missing from its input; name a split or augment stage as input`), { nonRetryable: true });
-  const records: DataRecord[] = [];
-  for await (const record of readJsonl<DataRecord>(ctx.store, ref)) records.push(record);
-  return records;
-}
 
 /** At most `max` records, a seeded sample that keeps input order. */
 export function sample<T>(records: T[], max: number | undefined, seed: number, salt: string): T[] {

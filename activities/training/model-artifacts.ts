@@ -1,11 +1,10 @@
 import type { ArtifactRef } from '../../workflows/types';
-import { loadModel, serializeModel, type ModelFile } from '../ml/checkpoint';
+import { loadModel, packWeights, serializeModel, unpackWeights, type ModelFile, type WeightsIndex } from '../ml/checkpoint';
 import type { LoraOptions } from '../ml/lora';
 import { Gpt, type ModelConfig, type Objective } from '../ml/model';
 import { dequantize, deserializeQuantized, type QuantizedIndex } from '../ml/quantize';
 import { BpeTokenizer } from '../ml/tokenizer';
 import type { ArtifactStore } from '../store';
-import { packWeights, unpackWeights, type WeightsIndex } from './weights-file';
 
 // How a trained model lives in the store. A model stage's outputs:
 //   model      model.json — this descriptor (format, config, labels, weight indexes)
@@ -102,8 +101,7 @@ export async function saveModelArtifacts(
   return outputs;
 }
 
-/** Descriptor and base-weights info of a stored full model, for a LoRA stage that builds on it. */
-export async function baseOf(store: ArtifactStore, outputs: Record<string, ArtifactRef>): Promise<{ weights: ArtifactRef; index: ModelFile } | undefined> {
-  const descriptor = await store.readJson<ModelDescriptor>(outputs.model);
+/** The weights artifact and index of a stored full model, for a LoRA stage that builds on it (none for LoRA or quantized models). */
+export function baseOf(descriptor: ModelDescriptor, outputs: Record<string, ArtifactRef>): { weights: ArtifactRef; index: ModelFile } | undefined {
   return descriptor.lora || descriptor.quantized || !descriptor.weightsIndex ? undefined : { weights: outputs.weights, index: descriptor.weightsIndex };
 }

@@ -8,7 +8,7 @@ import type {
 } from '../../pipelines/stage-types';
 import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
 import { createRandom, loadWordNetSynonyms, seedFrom, shuffleInPlace } from '../data';
-import { initBackend, type BackendInfo, type BackendPreference } from '../ml/backend';
+import { initBackend, type BackendInfo } from '../ml/backend';
 import { makeBatch, disposeBatch, type Example } from '../ml/batches';
 import { deserializeCheckpoint, serializeCheckpoint, type TrainCheckpoint } from '../ml/checkpoint';
 import { distillModel } from '../ml/distill';
@@ -20,7 +20,8 @@ import { BpeTokenizer, trainBpe } from '../ml/tokenizer';
 import { estimateLoss, trainModel, type TrainHooks, type TrainResult } from '../ml/train';
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } from './model-artifacts';
-import { classifyExamples, labelsOf, lmExamples, readDataset, sample } from './examples';
+import { readDataset } from '../datasets';
+import { classifyExamples, labelsOf, lmExamples, sample } from './examples';
 import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './memory';
 
 // The training stages: thin adapters from the stage protocol (store, heartbeats, checkpoints) to
@@ -56,10 +57,6 @@ function inputOf(ctx: StageContext, name: string | undefined, role: string): Sta
 
 const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
 
-function backend(preference: BackendPreference): Promise<BackendInfo> {
-  return initBackend(preference);
-}
-
 /** tokenizer: byte-level BPE trained on the train split of every input. */
 export const tokenizerStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as TokenizerOptions;
@@ -82,7 +79,7 @@ export const tokenizerStage: StageImplementation = async (ctx) => {
 /** finetune: causal-lm or classify, fresh or `from` another model, optionally LoRA; checkpointed. */
 export const finetuneStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as FinetuneOptions;
-  const info = await backend(options.backend);
+  const info = await initBackend(options.backend);
   const dataset = datasetOf(ctx);
   const [trainRecords, validationRecords] = await Promise.all([
     readDataset(ctx, dataset.outputs.train, 'the train split'),
@@ -93,14 +90,14 @@ export const finetuneStage: StageImplementation = async (ctx) => {
   let gpt: Gpt;
   let tokenizer: BpeTokenizer;
   let tokenizerRef: ArtifactRef;
-  let base: Awaited<ReturnType<typeof baseOf>>;
+  let base: ReturnType<typeof baseOf>;
   const labels = options.objective === 'classify' ? labelsOf(trainRecords, ctx.input.stage) : undefined;
   const name = `${ctx.input.stage.replace(/-/g, '_')}_a${ctx.attempt}`;
   if (from) {
     const loaded = await loadModelArtifacts(ctx.store, from.outputs, { name: `${name}_from`, merge: true });
     tokenizer = loaded.tokenizer;
     tokenizerRef = from.outputs.tokenizer;
-    base = options.lora ? await baseOf(ctx.store, from.outputs) : undefined;
+    base = options.lora ? baseOf(loaded.descriptor, from.outputs) : undefined;
     const numClasses = labels?.length;
     if (numClasses !== undefined && loaded.gpt.config.numClasses !== numClasses) {
       // Phase two adds a classification head to the phase-one language model.
@@ -168,7 +165,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
 /** distill: a smaller student learns the teacher's soft targets plus the hard labels. */
 export const distillStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as DistillStageOptions;
-  const info = await backend(options.backend);
+  const info = await initBackend(options.backend);
   const teacherResult = inputOf(ctx, options.teacher, 'teacher');
   const teacher = await loadModelArtifacts(ctx.store, teacherResult.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_teacher_a${ctx.attempt}`, merge: true });
   const labels = teacher.labels;
@@ -249,7 +246,7 @@ export const distillStage: StageImplementation = async (ctx) => {
 /** evaluate: task metrics, robustness to perturbed inputs, efficiency, and an optional gate. */
 export const evaluateStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as EvaluateOptions;
-  const info = await backend('auto');
+  const info = await initBackend('auto');
   const model = await loadModelArtifacts(ctx.store, inputOf(ctx, options.model, 'model').outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_a${ctx.attempt}`, merge: true });
   try {
     const split = datasetOf(ctx).outputs[options.split];
@@ -307,7 +304,7 @@ export const evaluateStage: StageImplementation = async (ctx) => {
 /** quantize: per-channel symmetric int8 weights; reports size, metric and latency deltas. */
 export const quantizeStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as QuantizeOptions;
-  await backend('auto');
+  await initBackend('auto');
   const source = inputOf(ctx, options.model, 'model');
   const model = await loadModelArtifacts(ctx.store, source.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_f_a${ctx.attempt}`, merge: true });
   const quantizedModel = new Gpt(model.gpt.config, { name: `${ctx.input.stage.replace(/-/g, '_')}_q_a${ctx.attempt}` });
