@@ -13,6 +13,9 @@ import {
   type Translator,
 } from './data';
 import { commandStage } from './command';
+import { championStage, promoteStage, replayStage } from './continual/stages';
+import { previousWatermark } from './continual/state';
+import { encodeWatermark } from './data/watermark';
 import { readDataset } from './datasets';
 import { defineStage } from './stage-runner';
 import { distillStage, evaluateStage, finetuneStage, quantizeStage, tokenizerStage } from './training/stages';
@@ -29,15 +32,22 @@ export interface ActivityDependencies {
 export function createActivities({ store, translators = {} }: ActivityDependencies): Record<StageType, StageActivity> {
   const allTranslators = { identity: identityTranslator, ...translators };
   return {
+    // An incremental collect reads only what is new since the last completed cycle's watermark and
+    // outputs the advanced watermark (the promote stage commits it); nothing new ends the run early.
     collect: defineStage(store, async (ctx) => {
       const { input } = ctx;
-      const { records, metrics } = await collectRecords(input.config as CollectOptions, {
+      const options = input.config as CollectOptions;
+      const { records, metrics, watermark } = await collectRecords(options, {
         baseDir: input.baseDir,
         seed: input.seed,
         s3: createS3SourceReader({}),
         onProgress: (files) => ctx.progress({ phase: 'reading', files }),
+        since: options.incremental ? await previousWatermark(store, input.pipeline) : undefined,
       });
-      return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), records) }, metrics };
+      const outputs = { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), records) };
+      if (!watermark) return { outputs, metrics };
+      const watermarkRef = await store.put(ctx.outputKey('watermark.json.gz'), encodeWatermark(watermark), 'application/gzip');
+      return { outputs: { ...outputs, watermark: watermarkRef }, metrics: metrics.nothingNew ? { ...metrics, endRun: 'nothing new since the last completed cycle' } : metrics };
     }),
 
     clean: defineStage(store, async (ctx) => {
@@ -89,6 +99,9 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
     distill: defineStage(store, distillStage),
     quantize: defineStage(store, quantizeStage),
     command: defineStage(store, commandStage),
+    replay: defineStage(store, replayStage),
+    champion: defineStage(store, championStage),
+    promote: defineStage(store, promoteStage),
   };
 }
 

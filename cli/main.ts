@@ -5,6 +5,7 @@ import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/c
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { createStore, describeStore, storeConfigFromEnv, type ArtifactStore } from '../activities/store';
+import { readContinualState } from '../activities/continual/state';
 import { getAliases, getVersion, listModels, listVersions, promote, registerVersion, rollback, RegistryError } from '../activities/registry/model-registry';
 import { applyLocalStoreEnv, connectClient, NoServerError, queuePrefixFromEnv, temporalSettings, type TemporalSettings } from '../infra/config';
 import { DEFAULT_PORTS, defaultStateDir, down, readServers, up } from '../infra/servers';
@@ -19,6 +20,8 @@ import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
 import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
 import { planResume } from './resume';
+import { formatCycles, readWatermark } from './cycles';
+import { runContinualDemo } from './continual-demo';
 import { createSchedule, describeSchedule, listSchedules, OVERLAP_POLICY_NAMES, ScheduleInputError, triggerSchedule } from './schedules';
 import { OVERLAP_POLICIES, type ScheduleBlock } from '../pipelines/schema';
 import type { PipelineWorkflowInput } from '../workflows/pipeline';
@@ -323,6 +326,18 @@ function program(): Command {
     );
 
   cli
+    .command('cycles')
+    .description("a continual pipeline's completed retrain cycles, its collect watermark and replay reservoir")
+    .argument('<pipeline>', 'pipeline name (metadata.name of its spec)')
+    .option('--json', 'print the continual state as JSON')
+    .action(async (pipeline: string, opts: { json?: boolean }) =>
+      withStore(cli, async (store) => {
+        const state = await readContinualState(store, pipeline);
+        console.log(opts.json ? JSON.stringify(state, null, 2) : formatCycles(state, await readWatermark(store, state)));
+      }),
+    );
+
+  cli
     .command('up')
     .description('build (once) and start a local Temporal dev server and MinIO; a no-op when they run')
     .addOption(new Option('--temporal-port <port>', 'Temporal gRPC port').default(DEFAULT_PORTS.temporal).argParser(Number))
@@ -361,11 +376,13 @@ function program(): Command {
 
   cli
     .command('demo')
-    .description('start local servers and run the two-corpus demo pipeline end to end')
+    .description('start local servers and run the two-corpus demo pipeline end to end (--continual: three continual-learning cycles)')
     .option('--json', 'print the final summary as JSON')
-    .action(async (opts: { json?: boolean }) => {
+    .option('--continual', 'run the continual demo: the mail corpus released in three slices, one scheduled retrain cycle each')
+    .action(async (opts: { json?: boolean; continual?: boolean }) => {
       const stateDir = cli.opts().stateDir;
       await startLocalServers(stateDir);
+      if (opts.continual) return continualDemo(stateDir);
       const specFile = path.join(EXAMPLES_DIR, 'demo.yaml');
       log(`running ${path.relative(process.cwd(), specFile)}`);
       const summary = await runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
@@ -382,6 +399,30 @@ function program(): Command {
     });
 
   return cli;
+}
+
+async function continualDemo(stateDir: string): Promise<void> {
+  const workers = await startWorkersFor(stateDir, [TASK_QUEUES.cpu, TASK_QUEUES.gpu], 'ERROR');
+  const client = await connectClient(await temporalSettings(stateDir));
+  const store = createStore(storeConfigFromEnv());
+  try {
+    const result = await runContinualDemo({
+      client,
+      store,
+      workDir: path.join(stateDir, 'continual-demo'),
+      specFile: path.join(EXAMPLES_DIR, 'continual.yaml'),
+      plan: (specFile) => loadPlan(specFile),
+      log,
+    });
+    const last = [...result.runs].reverse().find((r) => !r.endedEarly && r.status === 'succeeded');
+    if (last) log(`\nreport: ${(await writeReport(stateDir, last)).htmlPath}`);
+    log(`cycles: tempered cycles ${result.pipeline}    models: tempered models list ${result.pipeline}`);
+    if (result.runs.some((r) => r.status !== 'succeeded')) process.exitCode = EXIT.failed;
+  } finally {
+    await client.connection.close();
+    await workers.shutdown();
+    await store.close();
+  }
 }
 
 /** Writes the run's report under the state directory unless `out` says where. */

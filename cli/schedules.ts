@@ -122,3 +122,19 @@ export async function triggerSchedule(client: Client, scheduleId: string, overla
 export class ScheduleInputError extends Error {
   override readonly name = 'ScheduleInputError';
 }
+
+/**
+ * Triggers the schedule and returns the workflow id of the run the tick started, or undefined if
+ * the overlap policy dropped it (no new run within `waitMs`).
+ */
+export async function triggerAndFindRun(client: Client, scheduleId: string, waitMs = 10_000): Promise<string | undefined> {
+  const before = new Set((await describeSchedule(client, scheduleId)).recentRuns?.map((r) => r.workflowId));
+  await triggerSchedule(client, scheduleId);
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    const started = (await describeSchedule(client, scheduleId)).recentRuns?.find((r) => !before.has(r.workflowId));
+    if (started) return started.workflowId;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return undefined;
+}

@@ -1,5 +1,5 @@
 /** Fields that name one other stage whose outputs the stage reads (besides `input`). */
-export const REFERENCE_FIELDS = ['tokenizer', 'from', 'model', 'teacher'] as const;
+export const REFERENCE_FIELDS = ['tokenizer', 'from', 'model', 'teacher', 'initial', 'candidate', 'champion', 'collect', 'replay'] as const;
 
 /** The stage fields that name other stages, in a stage of any shape (validated or raw). */
 export function referencesOf(stage: unknown): { inputs: string[]; named: Array<[field: string, stage: string]>; after: string[] } {

@@ -19,6 +19,9 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   distill: 1,
   quantize: 1,
   command: 1,
+  replay: 1,
+  champion: 1,
+  promote: 1,
 };
 
 /**
@@ -83,6 +86,15 @@ export function taskQueueName(pool: TaskQueue, queuePrefix = ''): string {
   return `${queuePrefix}${pool}`;
 }
 
+/**
+ * Stages whose result depends on more than their config and inputs, so are never cached: those that
+ * read the continual state or the registry (it changes every cycle). A command stage's program can
+ * change without its spec changing, so it is not cached unless the spec asks.
+ */
+function readsContinualState(stage: { type: string; incremental?: unknown }): boolean {
+  return stage.type === 'replay' || stage.type === 'champion' || stage.type === 'promote' || (stage.type === 'collect' && stage.incremental !== undefined);
+}
+
 /** Turns a validated spec into a plan. */
 export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Plan {
   const { spec } = loaded;
@@ -111,8 +123,7 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
           maximumIntervalMs: retry.maximumInterval,
         },
       },
-      // A command stage's program can change without its spec changing: never cached unless asked.
-      cache: !options.noCache && (stage.cache ?? (stage.type === 'command' ? false : spec.defaults.cache)),
+      cache: !options.noCache && !readsContinualState(stage) && (stage.cache ?? (stage.type === 'command' ? false : spec.defaults.cache)),
       configDigest: sha256Hex(canonicalJson({ type: stage.type, config, version: IMPLEMENTATION_VERSIONS[stage.type] })),
     };
   });

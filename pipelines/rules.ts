@@ -140,8 +140,8 @@ function sourceRules(sources: unknown[], at: (...p: Array<string | number>) => A
   return problems;
 }
 
-const MODEL_STAGES = new Set(['finetune', 'distill', 'quantize']);
-const DATASET_STAGES = new Set(['split', 'augment', 'command']);
+const MODEL_STAGES = new Set(['finetune', 'distill', 'quantize', 'champion']);
+const DATASET_STAGES = new Set(['split', 'augment', 'command', 'replay']);
 
 /** Training stage rules: what each reference must point at, and model shapes that can be built. */
 function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
@@ -188,11 +188,33 @@ function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
       case 'quantize':
         expectRef('model', new Set(['finetune', 'distill']), 'a finetune or distill stage');
         break;
+      case 'replay':
+        needsOneDataset('the new train split it mixes earlier data into');
+        break;
+      case 'champion':
+        expectRef('initial', new Set(['finetune', 'distill', 'quantize']), 'a finetune, distill or quantize stage (the model the first cycle starts from)');
+        break;
+      case 'promote': {
+        needsOneDataset("the cycle's new test split");
+        expectRef('candidate', new Set(['finetune', 'distill', 'quantize']), 'the model stage trained this cycle');
+        expectRef('champion', new Set(['champion']), 'a champion stage');
+        expectRef('collect', new Set(['collect']), 'the incremental collect stage');
+        expectRef('replay', new Set(['replay']), 'a replay stage');
+        const collect = typeof stage.collect === 'string' ? stages[stage.collect] : undefined;
+        if (collect?.type === 'collect' && collect.incremental === undefined) {
+          problems.push({ path: at('collect'), message: `collect stage "${String(stage.collect)}" is not incremental, so a cycle would re-read everything; give it "incremental: { by: mtime }" (or lastModified for S3, id for record ids)` });
+        }
+        break;
+      }
     }
     const shape = stage.model as { dModel?: unknown; heads?: unknown } | undefined;
     if (shape && typeof shape === 'object' && typeof shape.dModel === 'number' && typeof shape.heads === 'number' && shape.dModel % shape.heads !== 0) {
       problems.push({ path: at('model', 'heads'), message: `dModel (${shape.dModel}) must be divisible by heads (${shape.heads})` });
     }
+  }
+  const promotes = Object.entries(stages).filter(([, st]) => st && typeof st === 'object' && st.type === 'promote').map(([n]) => n);
+  if (promotes.length > 1) {
+    problems.push({ path: ['stages', promotes[1]], message: `a pipeline has one continual state, so at most one promote stage; found ${promotes.join(', ')}` });
   }
   return problems;
 }

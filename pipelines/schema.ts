@@ -12,6 +12,9 @@ import {
   CollectOptionsSchema,
   NoopOptionsSchema,
   SplitOptionsSchema,
+  ReplayOptionsSchema,
+  ChampionOptionsSchema,
+  PromoteOptionsSchema,
 } from './stage-types';
 
 // The spec's single source of truth. TypeScript types below are inferred from it.
@@ -75,6 +78,9 @@ export const STAGE_SCHEMAS = {
   distill: stage('distill', DistillOptionsSchema),
   quantize: stage('quantize', QuantizeOptionsSchema),
   command: stage('command', CommandOptionsSchema),
+  replay: stage('replay', ReplayOptionsSchema),
+  champion: stage('champion', ChampionOptionsSchema),
+  promote: stage('promote', PromoteOptionsSchema),
 } as const;
 
 export type StageType = keyof typeof STAGE_SCHEMAS;
@@ -93,6 +99,9 @@ export const StageSchema = z.discriminatedUnion('type', [
   STAGE_SCHEMAS.distill,
   STAGE_SCHEMAS.quantize,
   STAGE_SCHEMAS.command,
+  STAGE_SCHEMAS.replay,
+  STAGE_SCHEMAS.champion,
+  STAGE_SCHEMAS.promote,
 ]);
 export type Stage = z.infer<typeof StageSchema>;
 

@@ -41,6 +41,16 @@ export const CollectOptionsSchema = z.strictObject({
   limit: z.number().int().positive().optional(),
   /** Keep each record with this probability (seeded). Default 1. */
   sample: z.number().gt(0).lte(1).default(1),
+  /**
+   * Continual pipelines: read only what is new since the last completed cycle's watermark, by file
+   * modification time (`mtime`, local paths), object `lastModified` (S3), or unseen record `id`s.
+   * An empty delta ends the run early as "nothing new". The watermark advances in the `promote` stage.
+   */
+  incremental: z
+    .strictObject({
+      by: z.enum(['mtime', 'lastModified', 'id']),
+    })
+    .optional(),
 });
 export type CollectOptions = z.infer<typeof CollectOptionsSchema>;
 
@@ -314,3 +324,49 @@ export const CommandOptionsSchema = z.strictObject({
   cwd: z.string().optional(),
 });
 export type CommandOptions = z.infer<typeof CommandOptionsSchema>;
+
+
+// ---- continual learning -------------------------------------------------------------------
+
+export const ReplayOptionsSchema = z.strictObject({
+  /** Most records the replay reservoir keeps (a uniform sample of every earlier cycle's train split). */
+  size: z.number().int().min(1).max(10_000_000),
+  /** Replayed records mixed into the train split per new train record. Default 1. */
+  mix: z.number().min(0).max(100).default(1),
+});
+export type ReplayOptions = z.infer<typeof ReplayOptionsSchema>;
+
+export const ChampionOptionsSchema = z.strictObject({
+  /** Registry name of the model whose champion this stage loads, e.g. `spam-classifier`. */
+  registry: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/, 'expected lowercase letters, digits and dashes'),
+  /** Model stage used while the registry has no champion yet (the first cycle). */
+  initial: z.string().optional(),
+});
+export type ChampionOptions = z.infer<typeof ChampionOptionsSchema>;
+
+export const PromoteOptionsSchema = z.strictObject({
+  /** The model stage trained this cycle. */
+  candidate: z.string(),
+  /** The champion stage it is compared with. */
+  champion: z.string(),
+  /** The incremental collect stage whose watermark advances when the cycle completes. */
+  collect: z.string(),
+  /** The replay stage whose reservoir advances when the cycle completes. Optional. */
+  replay: z.string().optional(),
+  /** Metric compared on every test split. Default `accuracy`. */
+  metric: z.enum(['accuracy', 'macroF1']).default('accuracy'),
+  /** Evaluate at most this many examples of each test split (seeded sample). Default all. */
+  maxExamples: z.number().int().positive().optional(),
+  /** Promotion rule. */
+  gate: z
+    .strictObject({
+      /** Candidate minus champion on the new test split must be at least this. Default 0 (not worse). */
+      minGain: z.number().min(-1).max(1).default(0),
+      /** Mean drop from the champion on earlier cycles' test splits may be at most this. Default 0.02. */
+      maxForgetting: z.number().min(0).max(1).default(0.02),
+      /** The candidate's metric on the new test split must be at least this. Default: no floor. */
+      min: z.number().min(0).max(1).optional(),
+    })
+    .prefault({}),
+});
+export type PromoteOptions = z.infer<typeof PromoteOptionsSchema>;

@@ -8,6 +8,8 @@ export class PipelineRun {
   private status: RunStatus = 'running';
   private readonly startedAt = new Date().toISOString();
   private endedAt?: string;
+  /** Set when a stage ended the run early (e.g. an incremental collect found nothing new). */
+  endedEarly?: { stage: string; reason: string };
   cancelled = false;
 
   constructor(
@@ -52,6 +54,12 @@ export class PipelineRun {
 
   skip(name: string): void {
     this.stages[name].status = this.cancelled ? 'cancelled' : 'skipped';
+    if (this.endedEarly && !this.cancelled) this.stages[name].note = `not needed: ${this.endedEarly.reason} (stage "${this.endedEarly.stage}")`;
+  }
+
+  /** A stage's result says the rest of the run has nothing to do; stages not started are skipped. */
+  endEarly(stage: string, reason: string): void {
+    this.endedEarly ??= { stage, reason };
   }
 
   result(name: string): StageOutcome | undefined {
@@ -70,7 +78,7 @@ export class PipelineRun {
 
   /** Settles the run's status from its stages' and returns the summary. */
   finish(): RunSummary {
-    const failed = Object.values(this.stages).some((s) => s.status === 'failed' || s.status === 'skipped');
+    const failed = Object.values(this.stages).some((s) => s.status === 'failed' || (s.status === 'skipped' && !this.endedEarly));
     this.status = failed ? 'failed' : 'succeeded';
     this.endedAt = new Date().toISOString();
     return this.summary();
@@ -84,6 +92,7 @@ export class PipelineRun {
       status: this.status,
       startedAt: this.startedAt,
       endedAt: this.endedAt,
+      ...(this.endedEarly ? { endedEarly: this.endedEarly } : {}),
       stages: JSON.parse(JSON.stringify(this.stages)) as Record<string, StageProgress>,
     };
   }

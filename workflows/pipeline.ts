@@ -44,7 +44,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
   const results = new Map<string, Promise<StageResult | undefined>>();
   const runStage = async (stage: PlannedStage): Promise<StageResult | undefined> => {
     const upstream = await Promise.all(stage.dependsOn.map((name) => results.get(name)!));
-    if (upstream.some((r) => r === undefined) || run.cancelled) {
+    if (upstream.some((r) => r === undefined) || run.cancelled || run.endedEarly) {
       run.skip(stage.name);
       return undefined;
     }
@@ -64,8 +64,10 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
         cacheKey: stage.configDigest,
         cache: stage.cache,
         reuse: reuse[stage.name],
+        specDigest: plan.specDigest,
       });
       run.succeed(stage.name, outcome);
+      if (typeof outcome.metrics.endRun === 'string') run.endEarly(stage.name, outcome.metrics.endRun);
       return outcome;
     } catch (err) {
       if (isCancellation(err)) run.cancel(stage.name);

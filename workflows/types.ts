@@ -11,7 +11,11 @@ export interface ArtifactRef {
   mediaType: string;
 }
 
-/** Metric values a stage reports; nested objects allowed for per-reason counts. */
+/**
+ * Metric values a stage reports; nested objects allowed for per-reason counts. A string `endRun`
+ * says the rest of the run has nothing to do (why, in words): stages not yet started are skipped
+ * and the run still succeeds.
+ */
 export type Metrics = Record<string, unknown>;
 
 /** What a stage activity receives. Everything here is small and JSON-serializable. */
@@ -40,6 +44,8 @@ export interface StageInput {
   cache: boolean;
   /** Set by `tempered resume`: reuse this earlier run's committed result after verifying it. */
   reuse?: { runId: string; manifest: ArtifactRef };
+  /** sha256 of the run's validated spec: lineage of what the run registers. */
+  specDigest?: string;
 }
 
 /** What a stage activity returns, and what its manifest records. */
@@ -98,6 +104,8 @@ export interface StageProgress {
   manifest?: ArtifactRef;
   /** Latest heartbeat details of a running attempt (filled from the server by clients). */
   heartbeat?: unknown;
+  /** Why a stage was skipped although nothing failed (the run ended early). */
+  note?: string;
 }
 
 /** The summary `tempered run --json` and `tempered status --json` print. */
@@ -108,5 +116,7 @@ export interface RunSummary {
   status: RunStatus;
   startedAt?: string;
   endedAt?: string;
+  /** Set when a stage ended the run early with nothing left to do, e.g. `{ stage: 'collect', reason: 'nothing new since the last cycle' }`. */
+  endedEarly?: { stage: string; reason: string };
   stages: Record<string, StageProgress>;
 }

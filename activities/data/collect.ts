@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import type { CollectOptions, Source } from '../../pipelines/stage-types';
+import type { Watermark } from '../continual/state';
 import { parseCsv } from './csv';
 import { decodeText } from './decode';
 import {
@@ -17,7 +18,8 @@ import {
 import { shortSha256 } from './hash';
 import { seedFrom } from './random';
 import type { DataRecord } from './record';
-import { createS3SourceReader, sourcePrefix, type S3SourceReader } from './s3-source';
+import { createS3SourceReader, sourcePrefix, type S3SourceObject, type S3SourceReader } from './s3-source';
+import { advanceIdWatermark, advanceTimeWatermark, isNewFile, type TimedFile } from './watermark';
 
 /** What collectRecords needs besides its options. */
 export interface CollectContext {
@@ -29,7 +31,12 @@ export interface CollectContext {
   onProgress?(filesRead: number): void;
   /** S3 access for `s3:` sources. Default: createS3SourceReader() on first use. */
   s3?: S3SourceReader;
+  /** For `incremental`: the watermark of the previous completed cycle. Default: none, so everything is new. */
+  since?: Watermark;
 }
+
+/** How incremental collect tells new from old. */
+type IncrementalBy = Watermark['by'];
 
 /** Counts for one source, in source order. */
 export interface SourceMetrics {
@@ -57,13 +64,42 @@ export type CollectMetrics = {
   labels: Record<string, number>;
   unlabeled: number;
   sources: SourceMetrics[];
+  /** Only with `incremental`: what was new. */
+  incremental?: IncrementalMetrics;
+  /** Only with `incremental`: true when nothing was new, so `records` is 0. */
+  nothingNew?: boolean;
 };
+
+/** What incremental collect found new since the previous watermark. */
+export type IncrementalMetrics = {
+  by: IncrementalBy;
+  /** The previous watermark's time in ms (mtime, lastModified) or its number of ids (id); null on the first cycle. */
+  previous: number | null;
+  /** mtime, lastModified: files newer than the watermark, which were read. */
+  newFiles?: number;
+  /** mtime, lastModified: files not newer than the watermark, skipped unread. */
+  unchangedFiles?: number;
+  /** id: records read whose id an earlier cycle saw, dropped before sample and limit. */
+  alreadySeenRecords?: number;
+  /** Records no earlier cycle saw, before sample and limit. */
+  newRecords: number;
+};
+
+/** What collectRecords returns. */
+export interface CollectResult {
+  records: DataRecord[];
+  metrics: CollectMetrics;
+  /** Only with `incremental`: the watermark to keep once this cycle completes. */
+  watermark?: Watermark;
+}
 
 /** A file found by a source, before reading. */
 interface SourceFile {
   /** Source-relative name used in ids, labelFromPath, errors and `meta.source`. */
   name: string;
   read(): Promise<Uint8Array>;
+  /** Modification time in integer ms (mtime on disk, lastModified in S3), when the source knows it. */
+  modifiedMs(): Promise<number | undefined>;
 }
 
 /** A record with where it came from, until ids are checked. */
@@ -82,11 +118,15 @@ interface LocatedRecord {
  * from `labelField` (jsonl/csv), else from labelFromPath. Each record gets one uniform draw from
  * hash(seed, id): `sample` keeps draws below the rate, independently of other records, and `limit`
  * keeps the smallest draws; kept records stay in input order.
+ *
+ * With `incremental`, only what is new since `ctx.since` is kept: files modified after the watermark
+ * (old ones are not even read), or records with unseen ids; sample and limit apply to those. Nothing
+ * new — no new file, no unseen id, an empty inbox, or new files holding no records yet — is not an
+ * error but a result with `nothingNew`. The returned watermark covers everything listed or read
+ * this cycle, sampled or not.
  */
-export async function collectRecords(
-  options: CollectOptions,
-  ctx: CollectContext,
-): Promise<{ records: DataRecord[]; metrics: CollectMetrics }> {
+export async function collectRecords(options: CollectOptions, ctx: CollectContext): Promise<CollectResult> {
+  const delta = options.incremental && new Delta(options.incremental.by, options.sources, ctx.since);
   const labelRule =
     options.labelFromPath === undefined
       ? undefined
@@ -98,17 +138,21 @@ export async function collectRecords(
   let filesRead = 0;
   let decodedAsWindows1252 = 0;
 
+  // A continual pipeline may be scheduled before its first data arrives: then an empty inbox is
+  // just nothing new.
+  const allowEmpty = delta !== undefined;
   for (const [sourceIndex, source] of options.sources.entries()) {
     let files: SourceFile[];
     if ('path' in source) {
-      files = await listLocalFiles(source.path, ctx.baseDir);
+      files = await listLocalFiles(source.path, ctx.baseDir, allowEmpty);
     } else {
       s3 ??= createS3SourceReader();
-      files = await listS3Files(source, s3);
+      files = await listS3Files(source, s3, allowEmpty);
     }
     const metrics: SourceMetrics = { source: describeSource(source), files: 0, bytes: 0, records: 0, kept: 0 };
     sourceMetrics.push(metrics);
     for (const file of files) {
+      if (delta && !(await delta.isNew(file))) continue;
       const bytes = await file.read();
       const { text, fellBack } = decodeText(bytes, file.name, options.encoding);
       if (fellBack) decodedAsWindows1252++;
@@ -124,7 +168,7 @@ export async function collectRecords(
     }
   }
 
-  if (located.length === 0) {
+  if (located.length === 0 && !delta) {
     throw new EmptySourceError(
       options.sources.map(describeSource).join(', '),
       ctx.baseDir,
@@ -134,12 +178,13 @@ export async function collectRecords(
   }
   assertUniqueIds(located);
 
-  const kept = sampleAndLimit(located, options, ctx.seed, removed);
-  if (kept.length === 0) {
+  const fresh = delta ? delta.unseen(located) : located;
+  const kept = sampleAndLimit(fresh, options, ctx.seed, removed);
+  if (kept.length === 0 && fresh.length > 0) {
     throw new EmptySourceError(
       options.sources.map(describeSource).join(', '),
       ctx.baseDir,
-      `kept no records after sample ${options.sample} (of ${located.length} read)`,
+      `kept no records after sample ${options.sample} (of ${fresh.length} ${delta ? 'new' : 'read'})`,
       'raise sample',
     );
   }
@@ -151,19 +196,23 @@ export async function collectRecords(
     if (record.label === undefined) unlabeled++;
     else labels.set(record.label, (labels.get(record.label) ?? 0) + 1);
   }
+  const metrics: CollectMetrics = {
+    files: filesRead,
+    bytes: sourceMetrics.reduce((sum, s) => sum + s.bytes, 0),
+    read: located.length,
+    records: kept.length,
+    removed,
+    decodedAsWindows1252,
+    labels: Object.fromEntries([...labels].sort(([a], [b]) => compareStrings(a, b))),
+    unlabeled,
+    sources: sourceMetrics,
+  };
+  const records = kept.map((r) => r.record);
+  if (!delta) return { records, metrics };
   return {
-    records: kept.map((r) => r.record),
-    metrics: {
-      files: filesRead,
-      bytes: sourceMetrics.reduce((sum, s) => sum + s.bytes, 0),
-      read: located.length,
-      records: kept.length,
-      removed,
-      decodedAsWindows1252,
-      labels: Object.fromEntries([...labels].sort(([a], [b]) => compareStrings(a, b))),
-      unlabeled,
-      sources: sourceMetrics,
-    },
+    records,
+    metrics: { ...metrics, incremental: delta.metrics(fresh.length), nothingNew: fresh.length === 0 },
+    watermark: delta.advance(located),
   };
 }
 
@@ -180,7 +229,7 @@ function compareStrings(a: string, b: string): number {
 // ---------------------------------------------------------------------------------------------
 // Finding files
 
-async function listLocalFiles(sourcePath: string, baseDir: string): Promise<SourceFile[]> {
+async function listLocalFiles(sourcePath: string, baseDir: string, allowEmpty: boolean): Promise<SourceFile[]> {
   let root: string;
   let pattern: string;
   let namePrefix: string;
@@ -210,7 +259,7 @@ async function listLocalFiles(sourcePath: string, baseDir: string): Promise<Sour
   const cwd = segments.slice(0, literal ? -1 : firstDynamic).join('/') || '/';
   const rest = literal ? escapePath(segments[segments.length - 1]) : segments.slice(firstDynamic).join('/');
   const found = await glob(rest, { cwd, absolute: true, onlyFiles: true, expandDirectories: false });
-  if (found.length === 0) {
+  if (found.length === 0 && !allowEmpty) {
     throw new EmptySourceError(
       sourcePath,
       `${cwd}/${rest}`,
@@ -228,7 +277,12 @@ async function listLocalFiles(sourcePath: string, baseDir: string): Promise<Sour
       return { name: inside ? `${namePrefix}${relative}` : file, file };
     })
     .sort((a, b) => compareStrings(a.name, b.name))
-    .map(({ name, file }) => ({ name, read: () => readFile(file) }));
+    .map(({ name, file }) => ({
+      name,
+      read: () => readFile(file),
+      // Whole ms, so the watermark survives its JSON round trip exactly.
+      modifiedMs: async () => Math.floor((await stat(file)).mtimeMs),
+    }));
 }
 
 function resolvePackageDir(sourcePath: string, packageName: string, baseDir: string): string {
@@ -258,10 +312,14 @@ function packageNameAt(dir: string): string | undefined {
   }
 }
 
-async function listS3Files(source: Extract<Source, { s3: string }>, s3: S3SourceReader): Promise<SourceFile[]> {
-  const objects: Array<{ uri: string }> = [];
+async function listS3Files(
+  source: Extract<Source, { s3: string }>,
+  s3: S3SourceReader,
+  allowEmpty: boolean,
+): Promise<SourceFile[]> {
+  const objects: S3SourceObject[] = [];
   for await (const object of s3.list(source.s3, source.include, source.endpoint)) objects.push(object);
-  if (objects.length === 0) {
+  if (objects.length === 0 && !allowEmpty) {
     const { bucket, prefix } = sourcePrefix(source.s3);
     throw new EmptySourceError(
       source.s3,
@@ -274,7 +332,11 @@ async function listS3Files(source: Extract<Source, { s3: string }>, s3: S3Source
   }
   return objects
     .sort((a, b) => compareStrings(a.uri, b.uri))
-    .map(({ uri }) => ({ name: uri, read: () => s3.read(uri, source.endpoint) }));
+    .map(({ uri, lastModified }) => ({
+      name: uri,
+      read: () => s3.read(uri, source.endpoint),
+      modifiedMs: async () => lastModified,
+    }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,4 +548,93 @@ function sampleAndLimit(
       .sort((a, b) => a - b);
   }
   return indices.map((i) => located[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Telling new from old
+
+/** One incremental collect: checks that `by` suits the sources, decides what is new, advances the watermark. */
+class Delta {
+  /** mtime, lastModified: every file listed this cycle, read or not. */
+  private readonly listed: TimedFile[] = [];
+  private unchangedFiles = 0;
+  private alreadySeenRecords = 0;
+
+  constructor(
+    readonly by: IncrementalBy,
+    sources: readonly Source[],
+    private readonly since: Watermark | undefined,
+  ) {
+    if (since !== undefined && since.by !== this.by) {
+      throw new InvalidOptionError(
+        'collect incremental.by',
+        this.by,
+        `does not match the previous cycle's watermark, which was kept by ${JSON.stringify(since.by)}`,
+        `restore incremental.by ${JSON.stringify(since.by)}, or delete the pipeline's continual state to start over (the next cycle then reads everything)`,
+      );
+    }
+    for (const source of sources) assertTimeFits(by, source);
+  }
+
+  /** Whether to read `file`: always for id; for times, whether it changed since the watermark. */
+  async isNew(file: SourceFile): Promise<boolean> {
+    if (this.by === 'id') return true;
+    const timeMs = await file.modifiedMs();
+    if (timeMs === undefined) {
+      throw new InvalidOptionError(
+        'collect incremental.by',
+        this.by,
+        `needs each object's LastModified time, but the listing gave none for ${JSON.stringify(file.name)}`,
+        'use incremental.by "id", or an endpoint whose ListObjectsV2 returns LastModified',
+      );
+    }
+    this.listed.push({ name: file.name, timeMs });
+    if (isNewFile(file.name, timeMs, this.since)) return true;
+    this.unchangedFiles++;
+    return false;
+  }
+
+  /** The records whose id no earlier cycle saw (for times, every record read: their files are new). */
+  unseen(located: LocatedRecord[]): LocatedRecord[] {
+    if (this.by !== 'id') return located;
+    const seen = new Set(this.since?.ids);
+    const fresh = located.filter((r) => !seen.has(r.record.id));
+    this.alreadySeenRecords = located.length - fresh.length;
+    return fresh;
+  }
+
+  /** What was new, for the stage metrics. */
+  metrics(newRecords: number): IncrementalMetrics {
+    if (this.by === 'id') {
+      return { by: this.by, previous: this.since?.ids?.length ?? null, alreadySeenRecords: this.alreadySeenRecords, newRecords };
+    }
+    const newFiles = this.listed.length - this.unchangedFiles;
+    return { by: this.by, previous: this.since?.at ?? null, newFiles, unchangedFiles: this.unchangedFiles, newRecords };
+  }
+
+  /** The watermark after this cycle, given every record read. */
+  advance(located: readonly LocatedRecord[]): Watermark {
+    if (this.by === 'id') return advanceIdWatermark(this.since, located.map((r) => r.record.id));
+    return advanceTimeWatermark(this.by, this.since, this.listed);
+  }
+}
+
+/** mtime exists only on disk and lastModified only in S3; id suits every source. */
+function assertTimeFits(by: IncrementalBy, source: Source): void {
+  if (by === 'mtime' && 's3' in source) {
+    throw new InvalidOptionError(
+      'collect incremental.by',
+      by,
+      `does not apply to the S3 source ${JSON.stringify(source.s3)}: objects have no file mtime`,
+      'use incremental.by "lastModified" for S3 sources, or "id" when local and S3 sources are mixed',
+    );
+  }
+  if (by === 'lastModified' && 'path' in source) {
+    throw new InvalidOptionError(
+      'collect incremental.by',
+      by,
+      `does not apply to the local source ${JSON.stringify(source.path)}: lastModified is the S3 object time`,
+      'use incremental.by "mtime" for local and npm: sources, or "id" when local and S3 sources are mixed',
+    );
+  }
 }

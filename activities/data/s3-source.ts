@@ -8,6 +8,8 @@ export interface S3SourceObject {
   key: string;
   /** `s3://bucket/key`. */
   uri: string;
+  /** When the object was last written, ms since the epoch (ListObjectsV2 `LastModified`). Absent when the listing omits it. */
+  lastModified?: number;
 }
 
 /** What collect needs from S3. Tests pass an in-memory fake; workers use createS3SourceReader. */
@@ -91,7 +93,7 @@ export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3Sou
           const key = object.Key;
           // Keys ending in `/` are folder markers written by consoles, not data.
           if (key === undefined || key.endsWith('/') || !selected(key.slice(prefix.length))) continue;
-          yield { key, uri: `s3://${bucket}/${key}` };
+          yield { key, uri: `s3://${bucket}/${key}`, lastModified: object.LastModified?.getTime() };
         }
         continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (continuationToken);

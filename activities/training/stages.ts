@@ -10,7 +10,7 @@ import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
 import { createRandom, loadWordNetSynonyms, seedFrom, shuffleInPlace } from '../data';
 import { initBackend, type BackendInfo } from '../ml/backend';
 import { makeBatch, disposeBatch, type Example } from '../ml/batches';
-import { deserializeCheckpoint, serializeCheckpoint, type TrainCheckpoint } from '../ml/checkpoint';
+import { deserializeCheckpoint, serializeCheckpoint, serializeModel, type ModelFile, type TrainCheckpoint } from '../ml/checkpoint';
 import { distillModel } from '../ml/distill';
 import { classificationReport, corpusBleu, perplexity, rouge } from '../ml/metrics';
 import { Gpt, type Objective } from '../ml/model';
@@ -47,9 +47,9 @@ export class GateFailedError extends Error {
   }
 }
 
-const badInput = (message: string) => Object.assign(new Error(message), { nonRetryable: true });
+export const badInput = (message: string) => Object.assign(new Error(message), { nonRetryable: true });
 
-function inputOf(ctx: StageContext, name: string | undefined, role: string): StageResult {
+export function inputOf(ctx: StageContext, name: string | undefined, role: string): StageResult {
   const result = name === undefined ? undefined : ctx.input.inputs[name];
   if (!result) throw badInput(`stage "${ctx.input.stage}" has no ${role} input${name ? ` "${name}"` : ''}`);
   return result;
@@ -91,13 +91,14 @@ export const finetuneStage: StageImplementation = async (ctx) => {
   let tokenizer: BpeTokenizer;
   let tokenizerRef: ArtifactRef;
   let base: ReturnType<typeof baseOf>;
-  const labels = options.objective === 'classify' ? labelsOf(trainRecords, ctx.input.stage) : undefined;
+  let labels = options.objective === 'classify' && !from ? labelsOf(trainRecords, ctx.input.stage) : undefined;
   const name = `${ctx.input.stage.replace(/-/g, '_')}_a${ctx.attempt}`;
   if (from) {
     const loaded = await loadModelArtifacts(ctx.store, from.outputs, { name: `${name}_from`, merge: true });
     tokenizer = loaded.tokenizer;
     tokenizerRef = from.outputs.tokenizer;
-    base = options.lora ? baseOf(loaded.descriptor, from.outputs) : undefined;
+    if (options.objective === 'classify') labels = continuedLabels(loaded.labels, trainRecords, ctx.input.stage);
+    base = options.lora ? (baseOf(loaded.descriptor, from.outputs) ?? (await storeMergedBase(ctx, loaded.gpt))) : undefined;
     const numClasses = labels?.length;
     if (numClasses !== undefined && loaded.gpt.config.numClasses !== numClasses) {
       // Phase two adds a classification head to the phase-one language model.
@@ -347,6 +348,27 @@ export const quantizeStage: StageImplementation = async (ctx) => {
 // ---- helpers -----------------------------------------------------------------------------------
 
 /**
+ * Labels of a classifier trained from `fromLabels`' model: its labels keep their indices (so its
+ * head carries over — a continual cycle whose new data has one class only still trains), and new
+ * labels are appended. From a language model, the train split's labels.
+ */
+function continuedLabels(fromLabels: string[] | undefined, records: Array<{ label?: string }>, stage: string): string[] {
+  if (!fromLabels) return labelsOf(records as never, stage);
+  const added = [...new Set(records.map((r) => r.label).filter((l): l is string => l !== undefined && !fromLabels.includes(l)))].sort();
+  return [...fromLabels, ...added];
+}
+
+/**
+ * A LoRA stage that starts from a LoRA (or quantized) model trains a new adapter on that model with
+ * its adapter merged in (parameter isolation per cycle): the merged weights are stored once as
+ * this stage's base, since no earlier artifact holds them.
+ */
+async function storeMergedBase(ctx: StageContext, gpt: Gpt): Promise<{ weights: ArtifactRef; index: ModelFile }> {
+  const { config, weights } = serializeModel(gpt);
+  return { weights: await ctx.store.put(ctx.outputKey('base-weights.bin'), weights, 'application/octet-stream'), index: config };
+}
+
+/**
  * Runs `train` with checkpointing: every checkpoint goes to the store (overwriting the previous)
  * and into the heartbeat details; a retried attempt resumes from the latest one it can find.
  */
@@ -411,7 +433,7 @@ function trainingMetrics(info: BackendInfo, gpt: Gpt, objective: Objective, resu
 }
 
 /** Argmax class of each example, in batches. */
-function predictClasses(gpt: Gpt, examples: Example[], batchSize = 32): number[] {
+export function predictClasses(gpt: Gpt, examples: Example[], batchSize = 32): number[] {
   const predicted: number[] = [];
   for (let start = 0; start < examples.length; start += batchSize) {
     const batch = makeBatch('classify', examples.slice(start, start + batchSize).map((e) => ({ ...e, label: e.label ?? 0 })), gpt.config);
@@ -490,6 +512,6 @@ function shuffled<T>(examples: T[], seed: number): T[] {
   return shuffleInPlace([...examples], createRandom(seedFrom(seed, 'validation')));
 }
 
-function round(x: number): number {
+export function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : x;
 }

@@ -1,7 +1,7 @@
 // Vega-Lite is ESM-only and its types resolve only through its `exports` map; the attribute lets
 // this CommonJS project (moduleResolution node) see them. Types only: nothing is required here.
 import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
-import { confusionRows, type Evaluation, type ReportModel, type TrainingStage } from './report-model';
+import { confusionRows, cycleModelLabel, forgettingMatrix, type Evaluation, type Promotion, type ReportModel, type TrainingStage } from './report-model';
 
 // The report's figures as Vega-Lite specs, built from the report model. Pure: rendering is
 // svg-render.ts's job, so tests can check the data each chart plots without drawing it.
@@ -39,6 +39,7 @@ export function buildCharts(model: ReportModel): ChartSpec[] {
     sizeQualityChart(model.evaluations),
     robustnessChart(model.evaluations),
     ...model.evaluations.map(confusionChart),
+    ...model.promotions.flatMap((p) => [forgettingChart(p), gainForgettingChart(p)]),
   ];
   return charts.filter((c): c is ChartSpec => c !== undefined);
 }
@@ -323,6 +324,132 @@ export function confusionChart(evaluation: Evaluation): ChartSpec | undefined {
       ],
     },
   };
+}
+
+/**
+ * The forgetting map of a continual pipeline: each cycle's candidate (rows) on the test split of
+ * every cycle up to its own (columns). Reading down a column shows whether later models kept
+ * what the split's cycle taught; colour is scaled to the values' own range, since cycles differ by
+ * points, not tens of points.
+ */
+export function forgettingChart(promotion: Promotion): ChartSpec | undefined {
+  const cells = forgettingMatrix(promotion);
+  if (cells.length === 0) return undefined;
+  const metric = metricLabel(promotion.metric);
+  const title = `Forgetting map: ${metric} of each cycle's model on every test split`;
+  const rows = promotion.history.map(cycleModelLabel);
+  const splits = [...new Set(cells.map((c) => c.split))].sort((a, b) => a - b);
+  const values = cells.map((c) => c.value);
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  const domain: [number, number] = hi - lo < 0.01 ? [Math.max(0, hi - 0.01), Math.min(1, lo + 0.01)] : [lo, hi];
+  const cell = Math.max(56, Math.min(90, Math.floor(400 / Math.max(rows.length, splits.length))));
+  const noAxisLine = { labelAngle: 0, ticks: false, domain: false, labelLimit: 0 } as const;
+  return {
+    id: forgettingChartId(promotion.name),
+    title,
+    description: `${metric} of the candidate model of each cycle (rows; promoted ones marked) on the test split of that cycle and every earlier one (columns), from ${promotion.name}.`,
+    spec: {
+      $schema: SCHEMA,
+      title,
+      config: CONFIG,
+      width: cell * splits.length,
+      height: Math.round(cell * 0.6) * rows.length,
+      data: { values: cells },
+      encoding: {
+        x: { field: 'split', type: 'ordinal', title: 'test split of cycle', sort: splits, axis: { ...noAxisLine, orient: 'top' } },
+        y: { field: 'model', type: 'nominal', title: 'model', sort: rows, axis: noAxisLine },
+      },
+      layer: [
+        {
+          mark: { type: 'rect', stroke: 'white', strokeWidth: 2 },
+          encoding: { color: { field: 'value', type: 'quantitative', title: metric, scale: { scheme: 'blues', domain }, legend: { format: '.1%', gradientLength: 100 } } },
+        },
+        {
+          mark: { type: 'text', fontSize: 12, fontWeight: 600 },
+          encoding: {
+            text: { field: 'value', type: 'quantitative', format: '.1%' },
+            color: { condition: { test: `datum.value > ${domain[0] + (domain[1] - domain[0]) * 0.55}`, value: 'white' }, value: '#111827' },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Gain and mean forgetting of every cycle that had a champion to compare with, in percentage points. */
+export function gainForgettingRows(promotion: Promotion): Array<{ cycle: number; series: 'gain' | 'forgetting (mean)'; points: number }> {
+  return promotion.history.flatMap((c) => [
+    ...(c.gain === undefined ? [] : [{ cycle: c.cycle, series: 'gain' as const, points: c.gain * 100 }]),
+    ...(c.forgetting === undefined ? [] : [{ cycle: c.cycle, series: 'forgetting (mean)' as const, points: c.forgetting.mean * 100 }]),
+  ]);
+}
+
+const GAIN_COLOR = '#54a24b';
+const FORGETTING_COLOR = '#e45756';
+
+/** Per cycle, what the candidate gained on the new split and forgot on the old ones, against the gate's dashed thresholds. */
+export function gainForgettingChart(promotion: Promotion): ChartSpec | undefined {
+  const rows = gainForgettingRows(promotion);
+  if (rows.length === 0) return undefined;
+  const title = 'Gain and forgetting by cycle';
+  const cycles = promotion.history.map((c) => c.cycle);
+  const x = { field: 'cycle', type: 'ordinal', title: 'cycle', sort: cycles, scale: { domain: cycles }, axis: { labelAngle: 0 } } as const;
+  const xOffset = { field: 'series', type: 'nominal', sort: ['gain', 'forgetting (mean)'] } as const;
+  const y = { field: 'points', type: 'quantitative', title: 'points' } as const;
+  const width = Math.max(220, 90 * cycles.length);
+  const gate = promotion.gate;
+  // A dashed rule per gate threshold, labelled right of the plot where no bar can hide the label.
+  const threshold = (label: string, points: number, color: string) => [
+    { data: { values: [{ points }] }, mark: { type: 'rule' as const, strokeDash: [5, 4], strokeWidth: 1.4, color }, encoding: { y } },
+    {
+      data: { values: [{ points, label }] },
+      mark: { type: 'text' as const, align: 'left' as const, baseline: 'middle' as const, dx: 4, fontSize: 10, color },
+      encoding: { y, x: { value: width }, text: { field: 'label' } },
+    },
+  ];
+  const thresholds = gate
+    ? [
+        ...threshold(`min gain ${formatGatePoints(gate.minGain)}`, gate.minGain * 100, GAIN_COLOR),
+        ...threshold(`max forgetting ${formatGatePoints(gate.maxForgetting)}`, gate.maxForgetting * 100, FORGETTING_COLOR),
+      ]
+    : [];
+  return {
+    id: gainForgettingChartId(promotion.name),
+    title,
+    description: `Per cycle, the candidate's ${metricLabel(promotion.metric)} gain over the champion on the new test split and its mean forgetting on the earlier ones, in percentage points${gate ? '; dashed rules mark the gate (gain at least, forgetting at most)' : ''}.`,
+    spec: {
+      $schema: SCHEMA,
+      title,
+      config: CONFIG,
+      width,
+      height: 200,
+      data: { values: rows },
+      layer: [
+        {
+          mark: { type: 'bar', width: { band: 0.9 } },
+          encoding: { x, xOffset, y, color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['gain', 'forgetting (mean)'], range: [GAIN_COLOR, FORGETTING_COLOR] } } },
+        },
+        { mark: { type: 'text', dy: -6, fontSize: 10 }, encoding: { x, xOffset, y, text: { field: 'points', type: 'quantitative', format: '+.1f' } } },
+        ...thresholds,
+      ],
+    },
+  };
+}
+
+export function forgettingChartId(promotion: string): string {
+  return `forgetting-${slug(promotion)}`;
+}
+
+export function gainForgettingChartId(promotion: string): string {
+  return `gain-forgetting-${slug(promotion)}`;
+}
+
+function metricLabel(metric: string): string {
+  return metric === 'macroF1' ? 'macro-F1' : metric;
+}
+
+function formatGatePoints(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)} pts`;
 }
 
 export function confusionChartId(evaluation: string): string {

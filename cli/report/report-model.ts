@@ -122,6 +122,65 @@ export interface Lift {
   relative: number;
 }
 
+export type PromotionMetric = 'accuracy' | 'macroF1';
+
+/** One model's metric on one cycle's test split. */
+export interface SplitScore {
+  /** The cycle whose test split this is. */
+  cycle: number;
+  candidate: number;
+  /** The champion's value, when there was a champion. */
+  champion?: number;
+  examples: number;
+}
+
+/** One completed cycle of a continual pipeline, as a `promote` stage records it. */
+export interface CycleOutcome {
+  cycle: number;
+  runId: string;
+  promoted: boolean;
+  reason: string;
+  candidateVersion: number;
+  /** Absent in the first cycle. */
+  championVersion?: number;
+  /** Candidate − champion on the cycle's new test split. */
+  gain?: number;
+  /** Champion − candidate on the earlier test splits (positive = forgotten). */
+  forgetting?: { mean: number; max: number };
+  /** One per test split so far, in cycle order. */
+  evaluations: SplitScore[];
+}
+
+/** A `promote` stage: this cycle's gate decision, and the history of every cycle so far. */
+export interface Promotion {
+  name: string;
+  registry?: string;
+  metric: PromotionMetric;
+  /** This run's cycle (1-based). */
+  cycle: number;
+  candidateVersion: number;
+  championVersion?: number;
+  promoted: boolean;
+  reason?: string;
+  gain?: number;
+  forgetting?: { mean: number; max: number };
+  gate?: { minGain: number; maxForgetting: number; min?: number };
+  /** Every completed cycle, this one last. */
+  history: CycleOutcome[];
+}
+
+/** A cell of the forgetting map: the metric of cycle `cycle`'s candidate on cycle `split`'s test split. */
+export interface ForgettingCell {
+  /** Row label: `cycle 2 (v2, promoted)`. */
+  model: string;
+  cycle: number;
+  split: number;
+  value: number;
+  champion?: number;
+  examples: number;
+  promoted: boolean;
+}
+
 export interface ReportModel {
   summary: RunSummary;
   training: TrainingStage[];
@@ -129,6 +188,7 @@ export interface ReportModel {
   distillations: Distillation[];
   quantizations: Quantization[];
   lifts: Lift[];
+  promotions: Promotion[];
 }
 
 export const TRAINING_TYPES: ReadonlySet<string> = new Set(['finetune', 'distill']);
@@ -147,6 +207,7 @@ export function buildReportModel(summary: RunSummary): ReportModel {
     distillations: ofType('distill').flatMap(([name, s]) => readDistillation(name, s.metrics) ?? []),
     quantizations: ofType('quantize').flatMap(([name, s]) => readQuantization(name, s.metrics) ?? []),
     lifts: computeLifts(evaluations),
+    promotions: ofType('promote').flatMap(([name, s]) => readPromotion(name, s.metrics) ?? []),
   };
 }
 
@@ -179,6 +240,24 @@ export function confusionRows(confusion: Confusion): Array<{ actual: string; pre
     const total = row.reduce((sum, n) => sum + n, 0);
     return confusion.labels.map((predicted, j) => ({ actual, predicted, count: row[j], share: total === 0 ? 0 : row[j] / total }));
   });
+}
+
+/**
+ * The "metric per cycle on every split" view: one row per cycle's candidate, one cell per test
+ * split it was evaluated on. A model only meets the splits of its own and earlier cycles, so the
+ * matrix is lower-triangular.
+ */
+export function forgettingMatrix(promotion: Promotion): ForgettingCell[] {
+  return promotion.history.flatMap((c) =>
+    c.evaluations
+      .filter((e) => e.cycle <= c.cycle)
+      .map((e) => dropUndefined({ model: cycleModelLabel(c), cycle: c.cycle, split: e.cycle, value: e.candidate, champion: e.champion, examples: e.examples, promoted: c.promoted })),
+  );
+}
+
+/** `cycle 2 (v2, promoted)` */
+export function cycleModelLabel(c: Pick<CycleOutcome, 'cycle' | 'candidateVersion' | 'promoted'>): string {
+  return `cycle ${c.cycle} (v${c.candidateVersion}${c.promoted ? ', promoted' : ''})`;
 }
 
 /** The evaluation to headline: best macro-F1, else best accuracy. */
@@ -331,6 +410,56 @@ function readQuantization(name: string, m: Metrics): Quantization | undefined {
     latencyAfterMs: num(m.latencyAfterMs),
   });
   return Object.keys(q).length > 1 ? q : undefined;
+}
+
+function readPromotion(name: string, m: Metrics): Promotion | undefined {
+  const metric: PromotionMetric | undefined = m.metric === 'accuracy' || m.metric === 'macroF1' ? m.metric : undefined;
+  const [cycle, candidateVersion] = [num(m.cycle), num(m.candidateVersion)];
+  const history = Array.isArray(m.history) ? m.history.flatMap((c) => readCycleOutcome(c) ?? []).sort((a, b) => a.cycle - b.cycle) : [];
+  if (metric === undefined || cycle === undefined || candidateVersion === undefined || typeof m.promoted !== 'boolean' || history.length === 0) return undefined;
+  const gate = isRecord(m.gate) ? numbers(m.gate, ['minGain', 'maxForgetting', 'min']) : undefined;
+  return dropUndefined({
+    name,
+    registry: str(m.registry),
+    metric,
+    cycle,
+    candidateVersion,
+    championVersion: num(m.championVersion),
+    promoted: m.promoted,
+    reason: str(m.reason),
+    gain: num(m.gain),
+    forgetting: readForgetting(m.forgetting),
+    gate: gate?.minGain !== undefined && gate.maxForgetting !== undefined ? (gate as Promotion['gate']) : undefined,
+    history,
+  });
+}
+
+function readCycleOutcome(value: unknown): CycleOutcome | undefined {
+  if (!isRecord(value)) return undefined;
+  const [cycle, candidateVersion] = [num(value.cycle), num(value.candidateVersion)];
+  if (cycle === undefined || candidateVersion === undefined || typeof value.promoted !== 'boolean') return undefined;
+  const evaluations = Array.isArray(value.evaluations)
+    ? value.evaluations.flatMap((e) => {
+        const s = numbers(e, ['cycle', 'candidate', 'champion', 'examples']);
+        return s?.cycle !== undefined && s.candidate !== undefined ? [{ examples: 0, ...s } as SplitScore] : [];
+      })
+    : [];
+  return dropUndefined({
+    cycle,
+    runId: str(value.runId) ?? '',
+    promoted: value.promoted,
+    reason: str(value.reason) ?? '',
+    candidateVersion,
+    championVersion: num(value.championVersion),
+    gain: num(value.gain),
+    forgetting: readForgetting(value.forgetting),
+    evaluations: evaluations.sort((a, b) => a.cycle - b.cycle),
+  });
+}
+
+function readForgetting(value: unknown): { mean: number; max: number } | undefined {
+  const f = numbers(value, ['mean', 'max']);
+  return f?.mean !== undefined && f.max !== undefined ? { mean: f.mean, max: f.max } : undefined;
 }
 
 /** Start offsets of every occurrence of `part` in `text`. */

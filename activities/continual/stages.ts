@@ -1,0 +1,246 @@
+import type { ChampionOptions, PromoteOptions, ReplayOptions } from '../../pipelines/stage-types';
+import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
+import { createRandom, seedFrom, type DataRecord } from '../data';
+import { readDataset } from '../datasets';
+import { initBackend } from '../ml/backend';
+import { classificationReport } from '../ml/metrics';
+import { getAliases, getVersion, listVersions, promote, registerVersion, type ModelVersion } from '../registry/model-registry';
+import type { StageContext, StageImplementation } from '../stage-runner';
+import { writeJsonl } from '../store';
+import { classifyExamples, sample } from '../training/examples';
+import { loadModelArtifacts, type LoadedModel } from '../training/model-artifacts';
+import { badInput, inputOf, predictClasses, round } from '../training/stages';
+import { decodeReservoir, encodeReservoir, sampleWithoutReplacement, updateReservoir } from './reservoir';
+import { readContinualState, writeContinualState, type ContinualState, type CycleRecord, type SplitEvaluation } from './state';
+
+// The stages of a continual retrain cycle besides collect: replay mixes earlier data in, champion
+// hands the current champion to the trainer, and promote evaluates, gates, registers and — last —
+// advances the pipeline's continual state (watermark, reservoir, cycle record) in one write.
+
+const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
+
+/** replay: the new train split plus a sample of the reservoir; the next reservoir as an output. */
+export const replayStage: StageImplementation = async (ctx) => {
+  const options = ctx.input.config as ReplayOptions;
+  const split = datasetOf(ctx).outputs;
+  const train = await readDataset(ctx, split.train, 'the train split');
+  const state = await readContinualState(ctx.store, ctx.input.pipeline);
+  const cycle = nextCycle(state);
+  const previous = state.reservoir ? decodeReservoir(await ctx.store.readBuffer(state.reservoir.ref), state.reservoir.ref.uri) : [];
+  ctx.progress({ phase: 'replaying', reservoir: previous.length, train: train.length });
+
+  const random = createRandom(seedFrom(ctx.input.seed, `replay:${cycle}`));
+  const replayed = sampleWithoutReplacement(previous, Math.round(options.mix * train.length), random).map((r) => ({ ...r, meta: { ...r.meta, replayedFrom: 'reservoir' } }));
+  const next = updateReservoir(previous, state.reservoir?.seen ?? 0, train, options.size, random);
+  const encoded = encodeReservoir(next.records);
+  const rawBytes = next.records.reduce((n, r) => n + Buffer.byteLength(JSON.stringify(r)) + 1, 0);
+  const outputs = {
+    train: await writeJsonl(ctx.store, ctx.outputKey('train.jsonl'), [...train, ...replayed]),
+    validation: split.validation,
+    test: split.test,
+    reservoir: await ctx.store.put(ctx.outputKey('reservoir.jsonl.gz'), encoded, 'application/gzip'),
+  };
+  return {
+    outputs,
+    metrics: {
+      cycle,
+      newTrain: train.length,
+      replayed: replayed.length,
+      train: train.length + replayed.length,
+      reservoir: { before: previous.length, records: next.records.length, size: options.size, seen: next.seen, bytes: encoded.length, rawBytes, compression: round(rawBytes / Math.max(1, encoded.length)) },
+    },
+  };
+};
+
+/** champion: the registry's current champion, or the `initial` model before there is one. */
+export const championStage: StageImplementation = async (ctx) => {
+  const { registry, initial } = ctx.input.config as ChampionOptions;
+  const aliases = await getAliases(ctx.store, registry);
+  if (aliases.champion !== undefined) {
+    const champion = await getVersion(ctx.store, registry, aliases.champion);
+    return { outputs: champion.outputs, metrics: { registry, version: champion.version, source: 'registry', lineage: champion.lineage } };
+  }
+  if (initial === undefined) {
+    throw badInput(`stage "${ctx.input.stage}": model "${registry}" has no champion yet; set "initial: <model stage>" to start the first cycle from, or promote a version with \`tempered models promote ${registry} <version>\``);
+  }
+  return { outputs: inputOf(ctx, initial, 'initial model').outputs, metrics: { registry, version: null, source: 'initial', initial } };
+};
+
+/**
+ * promote: evaluates the candidate and the champion on this cycle's test split and on every
+ * earlier cycle's, gates, registers the candidate, promotes it if the gate passed, and records the
+ * cycle — the state write last, so the watermark and reservoir advance only with a completed cycle.
+ * Every step is idempotent, so a retry after a partial attempt finishes the same cycle.
+ */
+export const promoteStage: StageImplementation = async (ctx) => {
+  const options = ctx.input.config as PromoteOptions;
+  const { runId, pipeline } = ctx.input;
+  const candidate = inputOf(ctx, options.candidate, 'candidate model');
+  const champion = inputOf(ctx, options.champion, 'champion');
+  const collect = inputOf(ctx, options.collect, 'collect');
+  const replay = options.replay === undefined ? undefined : inputOf(ctx, options.replay, 'replay');
+  const registry = champion.metrics.registry as string;
+  const championVersion = typeof champion.metrics.version === 'number' ? champion.metrics.version : undefined;
+  if (!collect.outputs.watermark) throw badInput(`stage "${ctx.input.stage}": collect stage "${options.collect}" has no watermark; give it "incremental: { by: mtime | lastModified | id }"`);
+
+  const state = await readContinualState(ctx.store, pipeline);
+  const recorded = state.cycles.find((c) => c.runId === runId);
+  if (recorded) return { outputs: {}, metrics: promoteMetrics(registry, options, recorded, state) };
+
+  const cycle = nextCycle(state);
+  const newTest = datasetOf(ctx).outputs.test;
+  if (!newTest) throw badInput(`stage "${ctx.input.stage}": its input has no test split; set "input: <split stage>"`);
+  const splits = [...state.cycles.map((c) => ({ cycle: c.cycle, ref: c.testSplit })), { cycle, ref: newTest }];
+  const evaluations = await evaluateOnSplits(ctx, options, candidate, championVersion === undefined ? undefined : champion, splits);
+
+  const verdict = judge(options, evaluations, cycle);
+  const version = await registerOnce(ctx, registry, candidate, {
+    runId,
+    pipeline,
+    stage: options.candidate,
+    specDigest: ctx.input.specDigest,
+    parentVersion: championVersion,
+    dataWatermark: collect.outputs.watermark,
+  }, { cycle, metric: options.metric, evaluations, gain: verdict.gain, forgetting: verdict.forgetting, promoted: verdict.promoted, reason: verdict.reason });
+  if (verdict.promoted) await promote(ctx.store, registry, version.version, `cycle ${cycle} (run ${runId}): ${verdict.reason}`);
+
+  const record: CycleRecord = {
+    cycle,
+    runId,
+    completedAt: new Date().toISOString(),
+    newRecords: Number(collect.metrics.records ?? 0),
+    testSplit: newTest,
+    metric: options.metric,
+    candidateVersion: version.version,
+    ...(championVersion !== undefined ? { championVersion } : {}),
+    promoted: verdict.promoted,
+    reason: verdict.reason,
+    evaluations,
+    ...(verdict.gain !== undefined ? { gain: verdict.gain } : {}),
+    ...(verdict.forgetting ? { forgetting: verdict.forgetting } : {}),
+    watermark: collect.outputs.watermark,
+    ...(replay ? { reservoir: reservoirOf(replay) } : {}),
+  };
+  const next: ContinualState = {
+    ...state,
+    watermark: collect.outputs.watermark,
+    ...(replay ? { reservoir: record.reservoir } : {}),
+    cycles: [...state.cycles, record],
+  };
+  await writeContinualState(ctx.store, next);
+  return { outputs: {}, metrics: promoteMetrics(registry, options, record, next) };
+};
+
+function nextCycle(state: ContinualState): number {
+  return (state.cycles[state.cycles.length - 1]?.cycle ?? 0) + 1;
+}
+
+function reservoirOf(replay: StageResult): CycleRecord['reservoir'] {
+  const r = replay.metrics.reservoir as { records: number; seen: number; size: number };
+  return { ref: replay.outputs.reservoir, records: r.records, seen: r.seen, size: r.size };
+}
+
+/** The metric of the candidate (and the champion, if any) on each split. */
+async function evaluateOnSplits(
+  ctx: StageContext,
+  options: PromoteOptions,
+  candidate: StageResult,
+  champion: StageResult | undefined,
+  splits: Array<{ cycle: number; ref: ArtifactRef }>,
+): Promise<SplitEvaluation[]> {
+  await initBackend('auto');
+  const name = (role: string) => `${ctx.input.stage.replace(/-/g, '_')}_${role}_a${ctx.attempt}`;
+  const models: LoadedModel[] = [];
+  try {
+    models.push(await loadModelArtifacts(ctx.store, candidate.outputs, { name: name('candidate'), merge: true }));
+    if (champion) models.push(await loadModelArtifacts(ctx.store, champion.outputs, { name: name('champion'), merge: true }));
+    const evaluations: SplitEvaluation[] = [];
+    for (const split of splits) {
+      ctx.progress({ phase: 'evaluating', split: `cycle ${split.cycle} test`, of: splits.length });
+      const records = sample(await readDataset(ctx, split.ref, `the test split of cycle ${split.cycle}`), options.maxExamples, ctx.input.seed, `promote:${split.cycle}`);
+      const [candidateValue, championValue] = models.map((m) => scoreOn(m, records, options.metric, split.cycle));
+      evaluations.push({ cycle: split.cycle, candidate: candidateValue, ...(championValue !== undefined ? { champion: championValue } : {}), examples: records.length });
+    }
+    return evaluations;
+  } finally {
+    for (const m of models) m.gpt.dispose();
+  }
+}
+
+function scoreOn(model: LoadedModel, records: DataRecord[], metric: PromoteOptions['metric'], cycle: number): number {
+  if (model.descriptor.objective !== 'classify' || !model.labels) {
+    throw badInput(`promote compares classifiers; the model is a ${model.descriptor.objective} model (is "candidate" a classify finetune?)`);
+  }
+  const labels = model.labels;
+  const examples = classifyExamples(records, model.tokenizer, model.gpt.config.context, labels, `cycle ${cycle} test`);
+  const predicted = predictClasses(model.gpt, examples);
+  const report = classificationReport(examples.map((e) => labels[e.label!]), predicted.map((p) => labels[p]), labels);
+  return round(metric === 'accuracy' ? report.accuracy : report.macroF1);
+}
+
+/** The gate's verdict: promote or keep, and why, in words. */
+export function judge(
+  options: Pick<PromoteOptions, 'gate' | 'metric'>,
+  evaluations: SplitEvaluation[],
+  cycle: number,
+): { promoted: boolean; reason: string; gain?: number; forgetting?: { mean: number; max: number } } {
+  const { gate, metric } = options;
+  const current = evaluations.find((e) => e.cycle === cycle)!;
+  const failures: string[] = [];
+  const passes: string[] = [];
+  if (gate.min !== undefined) (current.candidate >= gate.min ? passes : failures).push(`${metric} ${current.candidate} ${current.candidate >= gate.min ? '≥' : '<'} min ${gate.min}`);
+  if (current.champion === undefined) {
+    const promoted = failures.length === 0;
+    return { promoted, reason: promoted ? `first champion: no earlier champion to compare with${passes.length ? `; ${passes.join('; ')}` : ''}` : `kept out: ${failures.join('; ')}` };
+  }
+  const gain = round(current.candidate - current.champion);
+  (gain >= gate.minGain ? passes : failures).push(`gain ${signed(gain)} ${gain >= gate.minGain ? '≥' : '<'} minGain ${gate.minGain} on the new split`);
+  const earlier = evaluations.filter((e) => e.cycle !== cycle && e.champion !== undefined);
+  let forgetting: { mean: number; max: number } | undefined;
+  if (earlier.length > 0) {
+    const drops = earlier.map((e) => e.champion! - e.candidate);
+    forgetting = { mean: round(drops.reduce((a, b) => a + b, 0) / drops.length), max: round(Math.max(...drops)) };
+    (forgetting.mean <= gate.maxForgetting ? passes : failures).push(
+      `forgetting ${forgetting.mean} ${forgetting.mean <= gate.maxForgetting ? '≤' : '>'} maxForgetting ${gate.maxForgetting} on ${earlier.length} earlier split(s)`,
+    );
+  }
+  const promoted = failures.length === 0;
+  return { promoted, reason: promoted ? passes.join('; ') : `kept the champion: ${failures.join('; ')}`, gain, forgetting };
+}
+
+const signed = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
+
+/** Registers the candidate unless this run already did (a retried attempt). */
+async function registerOnce(
+  ctx: StageContext,
+  registry: string,
+  candidate: StageResult,
+  lineage: ModelVersion['lineage'],
+  metrics: Metrics,
+): Promise<ModelVersion> {
+  for (const v of (await listVersions(ctx.store, registry)).reverse()) {
+    const existing = await getVersion(ctx.store, registry, v);
+    if (existing.lineage.runId === lineage.runId && existing.lineage.stage === lineage.stage) return existing;
+    if (existing.lineage.runId !== lineage.runId) break;
+  }
+  return registerVersion(ctx.store, registry, { outputs: candidate.outputs, metrics, lineage });
+}
+
+function promoteMetrics(registry: string, options: PromoteOptions, record: CycleRecord, state: ContinualState): Metrics {
+  return {
+    registry,
+    metric: options.metric,
+    cycle: record.cycle,
+    candidateVersion: record.candidateVersion,
+    championVersion: record.championVersion,
+    promoted: record.promoted,
+    reason: record.reason,
+    gain: record.gain,
+    forgetting: record.forgetting,
+    gate: options.gate,
+    evaluations: record.evaluations,
+    history: state.cycles
+      .filter((c) => c.cycle <= record.cycle)
+      .map(({ cycle, runId, promoted, reason, candidateVersion, championVersion, gain, forgetting, evaluations }) => ({ cycle, runId, promoted, reason, candidateVersion, championVersion, gain, forgetting, evaluations })),
+  };
+}

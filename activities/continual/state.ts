@@ -1,0 +1,100 @@
+import type { ArtifactRef } from '../../workflows/types';
+import { decodeWatermark } from '../data/watermark';
+import type { ArtifactStore } from '../store';
+
+// The state of a continual pipeline, kept in the store beside its runs:
+//   continual/<pipeline>/state.json   { watermark, reservoir, cycles[] }, rewritten whole by the
+//                                     `promote` stage when a cycle completes: one atomic write, so
+//                                     the watermark and the replay reservoir advance together, and
+//                                     only when a cycle has completed (a failed cycle changes nothing).
+// Incremental collect and replay read it at the start of a cycle; nothing else writes it.
+
+/** Where a source stood when a cycle read it. Kept as a gzip JSON artifact (id sets can be large). */
+export interface Watermark {
+  by: 'mtime' | 'lastModified' | 'id';
+  /** mtime / lastModified: the newest modification time seen, ms since the epoch. */
+  at?: number;
+  /** mtime / lastModified: names of files whose time equals `at` (so a file written in the same tick is still new). */
+  namesAtMark?: string[];
+  /** id: every record id seen so far, sorted. */
+  ids?: string[];
+}
+
+/** The bounded replay reservoir: a uniform sample of every completed cycle's train split. */
+export interface ReservoirState {
+  /** gzip JSONL of the sampled records. */
+  ref: ArtifactRef;
+  /** Records in it (at most `size`). */
+  records: number;
+  /** Train records offered to it over all cycles (reservoir sampling needs the count). */
+  seen: number;
+  /** Its bound when written. */
+  size: number;
+}
+
+/** The metric of one model on one cycle's test split. */
+export interface SplitEvaluation {
+  /** The cycle whose test split this is. */
+  cycle: number;
+  candidate: number;
+  /** The champion's value, when there was a champion. */
+  champion?: number;
+  examples: number;
+}
+
+/** One completed cycle. */
+export interface CycleRecord {
+  cycle: number;
+  runId: string;
+  completedAt: string;
+  /** New records collect read this cycle. */
+  newRecords: number;
+  /** This cycle's test split: every later cycle evaluates on it too. */
+  testSplit: ArtifactRef;
+  metric: string;
+  /** Registry version the candidate was registered as. */
+  candidateVersion: number;
+  /** Champion the candidate was compared with (none in the first cycle). */
+  championVersion?: number;
+  promoted: boolean;
+  /** Why it was promoted or kept out, in words. */
+  reason: string;
+  /** On every test split so far, this cycle's last. */
+  evaluations: SplitEvaluation[];
+  /** Candidate minus champion on the new split. */
+  gain?: number;
+  /** Champion minus candidate on earlier splits (positive = forgotten). */
+  forgetting?: { mean: number; max: number };
+  watermark: ArtifactRef;
+  reservoir?: ReservoirState;
+}
+
+export interface ContinualState {
+  apiVersion: 'tempered.dev/v1';
+  pipeline: string;
+  /** Watermark after the last completed cycle. */
+  watermark?: ArtifactRef;
+  /** Replay reservoir after the last completed cycle. */
+  reservoir?: ReservoirState;
+  cycles: CycleRecord[];
+}
+
+export const stateKey = (pipeline: string) => `continual/${pipeline}/state.json`;
+
+/** The pipeline's state; an empty one before its first completed cycle. */
+export async function readContinualState(store: ArtifactStore, pipeline: string): Promise<ContinualState> {
+  const found = await store.readKey(stateKey(pipeline), 'application/json');
+  if (!found) return { apiVersion: 'tempered.dev/v1', pipeline, cycles: [] };
+  return JSON.parse(found.body.toString('utf8')) as ContinualState;
+}
+
+/** Replaces the state in one atomic write. */
+export async function writeContinualState(store: ArtifactStore, state: ContinualState): Promise<ArtifactRef> {
+  return store.put(stateKey(state.pipeline), JSON.stringify(state, null, 2), 'application/json');
+}
+
+/** The watermark of the last completed cycle, or undefined before the first. */
+export async function previousWatermark(store: ArtifactStore, pipeline: string): Promise<Watermark | undefined> {
+  const { watermark } = await readContinualState(store, pipeline);
+  return watermark ? decodeWatermark(await store.readBuffer(watermark), watermark.uri) : undefined;
+}
