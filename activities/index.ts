@@ -37,17 +37,20 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
     collect: defineStage(store, async (ctx) => {
       const { input } = ctx;
       const options = input.config as CollectOptions;
+      const previous = options.incremental ? await previousWatermark(store, input.pipeline) : undefined;
       const { records, metrics, watermark } = await collectRecords(options, {
         baseDir: input.baseDir,
         seed: input.seed,
         s3: createS3SourceReader({}),
         onProgress: (files) => ctx.progress({ phase: 'reading', files }),
-        since: options.incremental ? await previousWatermark(store, input.pipeline) : undefined,
+        since: previous?.watermark,
       });
       const outputs = { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), records) };
-      if (!watermark) return { outputs, metrics };
+      if (!watermark || !previous) return { outputs, metrics };
       const watermarkRef = await store.put(ctx.outputKey('watermark.json.gz'), encodeWatermark(watermark), 'application/gzip');
-      return { outputs: { ...outputs, watermark: watermarkRef }, metrics: metrics.nothingNew ? { ...metrics, endRun: 'nothing new since the last completed cycle' } : metrics };
+      // `afterCycle` lets promote refuse to commit a cycle that another one overtook (it read the same data).
+      const cycleMetrics = { ...metrics, afterCycle: previous.completedCycles };
+      return { outputs: { ...outputs, watermark: watermarkRef }, metrics: metrics.nothingNew ? { ...cycleMetrics, endRun: 'nothing new since the last completed cycle' } : cycleMetrics };
     }),
 
     clean: defineStage(store, async (ctx) => {

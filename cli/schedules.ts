@@ -115,7 +115,13 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
  */
 export async function triggerSchedule(client: Client, scheduleId: string, overlap?: ScheduleBlock['overlap']): Promise<void> {
   const handle = client.schedule.getHandle(scheduleId);
-  await handle.trigger(overlap ? OVERLAP_POLICY_NAMES[overlap] : ((await handle.describe()).policies.overlap ?? 'SKIP'));
+  const description = await handle.describe();
+  // The server names a tick's workflow after its time to the second, so two ticks in one second
+  // would share a workflow id — and the second, a run id. Give each manual tick its own second.
+  const last = description.info.recentActions.at(-1)?.scheduledAt.getTime();
+  const wait = last === undefined ? 0 : last + 1100 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 1100)));
+  await handle.trigger(overlap ? OVERLAP_POLICY_NAMES[overlap] : (description.policies.overlap ?? 'SKIP'));
 }
 
 /** Wrong schedule arguments: exit 2 with the message. */

@@ -68,7 +68,7 @@ function graphRules(stages: Record<string, RawStage>): RuleProblem[] {
 
 const ONE_INPUT = new Set(['clean', 'augment', 'split']);
 
-/** Data stage rules: input arity, split ratios, length bounds, MinHash banding. */
+/** Data stage rules: input arity, incremental clocks, split ratios, length bounds, MinHash banding. */
 function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
   const problems: RuleProblem[] = [];
   for (const [name, stage] of Object.entries(stages)) {
@@ -78,7 +78,7 @@ function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
     if (ONE_INPUT.has(stage.type as string) && inputs.length !== 1) {
       problems.push({ path: at('input'), message: `a ${stage.type} stage reads exactly one upstream stage; found ${inputs.length}. Set "input: <stage>"` });
     }
-    if (stage.type === 'collect' && Array.isArray(stage.sources)) problems.push(...sourceRules(stage.sources, at));
+    if (stage.type === 'collect' && Array.isArray(stage.sources)) problems.push(...sourceRules(stage.sources, at), ...incrementalRules(stage, at));
     if (stage.type === 'collect' && inputs.length > 0) {
       problems.push({ path: at('input'), message: 'a collect stage reads from "sources", not from other stages; remove "input" or use "after"' });
     }
@@ -138,6 +138,26 @@ function sourceRules(sources: unknown[], at: (...p: Array<string | number>) => A
     }
   });
   return problems;
+}
+
+/**
+ * An incremental collect's clock must exist on every source: file mtime only on disk, object
+ * lastModified only in S3. Caught here, not first inside the collect activity at run time.
+ */
+function incrementalRules(stage: RawStage, at: (...p: Array<string | number>) => Array<string | number>): RuleProblem[] {
+  const by = (stage.incremental as { by?: unknown } | undefined)?.by;
+  if (by !== 'mtime' && by !== 'lastModified') return [];
+  const sources = (stage.sources as unknown[]).filter((s): s is Record<string, unknown> => !!s && typeof s === 'object' && !Array.isArray(s));
+  const s3 = sources.filter((s) => typeof s.s3 === 'string').map((s) => s.s3 as string);
+  const local = sources.filter((s) => typeof s.path === 'string').map((s) => s.path as string);
+  const [offending, kind, clock, fits] = by === 'mtime' ? [s3, 'S3', 'objects have no file mtime', 'lastModified'] : [local, 'local', 'lastModified is the S3 object time', 'mtime'];
+  if (offending.length === 0) return [];
+  const mixed = s3.length > 0 && local.length > 0;
+  const listed = offending.map((s) => JSON.stringify(s)).join(', ');
+  const fix = mixed
+    ? `local and S3 sources share no clock: set "incremental: { by: id }" (unseen record ids)`
+    : `set "incremental: { by: ${fits} }"`;
+  return [{ path: at('incremental', 'by'), message: `incremental.by "${by}" does not apply to the ${kind} source${offending.length === 1 ? '' : 's'} ${listed} (${clock}); ${fix}` }];
 }
 
 const MODEL_STAGES = new Set(['finetune', 'distill', 'quantize', 'champion']);

@@ -17,6 +17,12 @@ import { readContinualState, writeContinualState, type ContinualState, type Cycl
 // hands the current champion to the trainer, and promote evaluates, gates, registers and — last —
 // advances the pipeline's continual state (watermark, reservoir, cycle record) in one write.
 
+/** Another cycle completed between this one's collect and its promote: committing would count data twice. */
+export class CycleOvertakenError extends Error {
+  override readonly name = 'CycleOvertaken';
+  readonly nonRetryable = true;
+}
+
 const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
 
 /** replay: the new train split plus a sample of the reservoir; the next reservoir as an output. */
@@ -87,6 +93,7 @@ export const promoteStage: StageImplementation = async (ctx) => {
   const recorded = state.cycles.find((c) => c.runId === runId);
   if (recorded) return { outputs: {}, metrics: promoteMetrics(registry, options, recorded, state) };
 
+  assertNotOvertaken(ctx, collect, state);
   const cycle = nextCycle(state);
   const newTest = datasetOf(ctx).outputs.test;
   if (!newTest) throw badInput(`stage "${ctx.input.stage}": its input has no test split; set "input: <split stage>"`);
@@ -94,6 +101,8 @@ export const promoteStage: StageImplementation = async (ctx) => {
   const evaluations = await evaluateOnSplits(ctx, options, candidate, championVersion === undefined ? undefined : champion, splits);
 
   const verdict = judge(options, evaluations, cycle);
+  // Evaluation takes a while: look again just before registering and writing.
+  assertNotOvertaken(ctx, collect, await readContinualState(ctx.store, pipeline));
   const version = await registerOnce(ctx, registry, candidate, {
     runId,
     pipeline,
@@ -130,6 +139,20 @@ export const promoteStage: StageImplementation = async (ctx) => {
   await writeContinualState(ctx.store, next);
   return { outputs: {}, metrics: promoteMetrics(registry, options, record, next) };
 };
+
+/**
+ * Refuses to commit a cycle when another completed after this one's collect read the watermark:
+ * both read the same data, and committing would count it twice. (The schedule's overlap policy
+ * keeps cycles from overlapping; this catches a manual run beside a scheduled one.)
+ */
+function assertNotOvertaken(ctx: StageContext, collect: StageResult, state: ContinualState): void {
+  const afterCycle = collect.metrics.afterCycle;
+  if (typeof afterCycle !== 'number' || afterCycle === state.cycles.length) return;
+  const overtaking = state.cycles.slice(afterCycle).map((c) => `cycle ${c.cycle} (run ${c.runId})`).join(', ');
+  throw new CycleOvertakenError(
+    `stage "${ctx.input.stage}": this cycle read its data after ${afterCycle} completed cycle(s), but ${overtaking} completed meanwhile and consumed the same data; nothing was registered or advanced. Start a new cycle (tempered schedule trigger, or tempered run); the schedule's overlap policy (skip or buffer-one) keeps cycles from overlapping`,
+  );
+}
 
 function nextCycle(state: ContinualState): number {
   return (state.cycles[state.cycles.length - 1]?.cycle ?? 0) + 1;

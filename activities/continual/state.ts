@@ -93,8 +93,8 @@ export async function writeContinualState(store: ArtifactStore, state: Continual
   return store.put(stateKey(state.pipeline), JSON.stringify(state, null, 2), 'application/json');
 }
 
-/** The watermark of the last completed cycle, or undefined before the first. */
-export async function previousWatermark(store: ArtifactStore, pipeline: string): Promise<Watermark | undefined> {
-  const { watermark } = await readContinualState(store, pipeline);
-  return watermark ? decodeWatermark(await store.readBuffer(watermark), watermark.uri) : undefined;
+/** Where the last completed cycle left the source: its watermark (none before the first) and how many cycles had completed. */
+export async function previousWatermark(store: ArtifactStore, pipeline: string): Promise<{ watermark?: Watermark; completedCycles: number }> {
+  const { watermark, cycles } = await readContinualState(store, pipeline);
+  return { watermark: watermark ? decodeWatermark(await store.readBuffer(watermark), watermark.uri) : undefined, completedCycles: cycles.length };
 }

@@ -60,7 +60,7 @@ async function release(batch: string, count: number, offset = 0): Promise<void> 
   }
 }
 
-const spec = ({ gate = '{ minGain: -1, maxForgetting: 1 }', trainExtra = '', promoteExtra = '', extraStages = '' } = {}) => `
+const spec = ({ gate = '{ minGain: -1, maxForgetting: 1 }', trainExtra = '', promoteAfter = [] as string[], extraStages = '' } = {}) => `
 apiVersion: tempered.dev/v1
 name: ${name}
 seed: 3
@@ -77,7 +77,7 @@ stages:
   champion: { type: champion, registry: ${name}, initial: base }
   train: { type: finetune, input: replay, from: champion, objective: classify, steps: 12, batchSize: 8, validateEvery: 6, validationBatches: 1, optimizer: { lr: 3e-3 }${trainExtra} }
 ${extraStages}
-  promote: { type: promote, input: split, candidate: train, champion: champion, collect: collect, replay: replay, gate: ${gate}${promoteExtra} }
+  promote: { type: promote, input: split, candidate: train, champion: champion, collect: collect, replay: replay, gate: ${gate}, after: [${promoteAfter.join(', ')}] }
 `;
 
 const planOf = (yaml: string) => planPipeline(loadSpecText(yaml, path.join(dir, 'spec.yaml')));
@@ -92,8 +92,11 @@ async function tick(): Promise<RunSummary> {
 
 let lastCycleRun: RunSummary | undefined;
 
+// The schedule's cycles hold 3 s before promoting, so a second tick surely finds one running.
+const scheduled = spec({ extraStages: '  hold: { type: noop, after: [collect], sleepMs: 3000, cache: false }', promoteAfter: ['hold'] });
+
 test('a schedule tick runs the first cycle: reads every file, promotes the first champion, records watermark and reservoir', async () => {
-  await createSchedule(h.client, planOf(spec()), { paused: true }, loadSpecText(spec(), path.join(dir, 'spec.yaml')).spec.schedule);
+  await createSchedule(h.client, planOf(scheduled), { paused: true }, loadSpecText(scheduled, path.join(dir, 'spec.yaml')).spec.schedule);
   const summary = await tick();
   expect(summary.status).toBe('succeeded');
   expect(summary.stages.collect.metrics).toMatchObject({ records: 48, nothingNew: false });
@@ -130,7 +133,7 @@ test('a tick with nothing new ends the run early, succeeded, and changes nothing
 test('a failed cycle advances neither watermark nor reservoir; resume completes it and then they advance', async () => {
   await release('batch-2', 20, 100);
   const before = await stateBytes();
-  const failing = spec({ extraStages: '  gatekeeper: { type: noop, after: [train], failAttempts: 5, retry: { maxAttempts: 2, initialInterval: 100ms } }', promoteExtra: ', after: [gatekeeper]' });
+  const failing = spec({ extraStages: '  gatekeeper: { type: noop, after: [train], failAttempts: 5, retry: { maxAttempts: 2, initialInterval: 100ms } }', promoteAfter: ['gatekeeper'] });
   const plan = planOf(failing);
   const runId = newRunId();
   const { workflowId } = await startRun(h.client, plan, runId);
@@ -151,6 +154,7 @@ test('a failed cycle advances neither watermark nor reservoir; resume completes 
   expect(resumed.status).toBe('succeeded');
   expect(resumed.stages.train).toMatchObject({ status: 'cached', cachedFrom: runId });
   expect(resumed.stages.promote.metrics).toMatchObject({ cycle: 2, candidateVersion: 2, championVersion: 1 });
+  expect((await getVersion(h.store, name, 2)).lineage).toMatchObject({ runId: resumedId, pipeline: name, stage: 'train', specDigest: fixed.specDigest, parentVersion: 1, dataWatermark: { uri: expect.stringContaining('/collect/watermark.json.gz') } });
 
   const s = await state();
   expect(s.cycles.map((c) => c.runId)).toEqual([lastCycleRun!.runId, resumedId]);
@@ -230,7 +234,7 @@ test('two overlapping ticks follow the overlap policy: skip drops the second; bu
   const fifth = await waitForSummary(h.client, second!, 180_000);
   expect(fifth.stages.promote.metrics).toMatchObject({ cycle: 5 });
   let buffered: string | undefined;
-  for (let i = 0; i < 100 && !buffered; i++) {
+  for (let i = 0; i < 300 && !buffered; i++) {
     buffered = (await describeSchedule(h.client, name)).recentRuns?.find((r) => !known.has(r.workflowId))?.workflowId;
     if (!buffered) await new Promise((r) => setTimeout(r, 200));
   }
@@ -240,6 +244,27 @@ test('two overlapping ticks follow the overlap policy: skip drops the second; bu
   expect(late.endedEarly?.reason).toMatch(/nothing new/);
   expect((await state()).cycles.map((c) => c.cycle)).toEqual([1, 2, 3, 4, 5]);
   await h.client.schedule.getHandle(name).delete();
+});
+
+test('two cycles run side by side on the same data: one commits, the other is refused as overtaken and changes nothing', async () => {
+  await release('batch-7', 10, 600);
+  const plan = planOf(spec());
+  const [a, b] = await Promise.all([newRunId(), newRunId()].map(async (runId, i) => {
+    const id = `${runId}-${i}`;
+    return { runId: id, workflowId: (await startRun(h.client, plan, id)).workflowId };
+  }));
+  const summaries = await Promise.all([a, b].map((r) => waitForSummary(h.client, r.workflowId, 180_000)));
+  expect(summaries.map((s) => s.stages.collect.metrics.records)).toEqual([20, 20]); // both read the same new mail
+  const committed = summaries.filter((s) => s.status === 'succeeded');
+  const refused = summaries.filter((s) => s.status === 'failed');
+  expect(committed).toHaveLength(1);
+  expect(refused).toHaveLength(1);
+  expect(refused[0].stages.promote).toMatchObject({ status: 'failed', attempts: 1 });
+  expect(refused[0].stages.promote.error).toMatch(new RegExp(`after 5 completed cycle\\(s\\), but cycle 6 \\(run ${committed[0].runId}\\) completed meanwhile and consumed the same data`));
+  const s = await state();
+  expect(s.cycles.map((c) => c.cycle)).toEqual([1, 2, 3, 4, 5, 6]);
+  expect(s.cycles[5].runId).toBe(committed[0].runId);
+  expect((await getVersion(h.store, name, (await listVersions(h.store, name)).at(-1)!)).lineage.runId).toBe(committed[0].runId);
 });
 
 test('parameter isolation: with lora each cycle trains a new adapter on the merged champion, stored apart from its base', async () => {
