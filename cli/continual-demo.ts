@@ -6,6 +6,7 @@ import type { ArtifactStore } from '../activities/store';
 import { loadSpecFile } from '../pipelines/load';
 import type { Plan } from '../pipelines/plan';
 import type { RunSummary } from '../workflows/types';
+import { createProgressView } from './progress-view';
 import { getRunSummary } from './runs';
 import { createSchedule, triggerAndFindRun } from './schedules';
 
@@ -87,11 +88,18 @@ export async function runContinualDemo(deps: ContinualDemoDeps): Promise<Continu
   return { pipeline, scheduleId, runs, champion: (await getAliases(store, registry)).champion };
 }
 
+/** Polls the run, drawing its stages' progress, until it ends. */
 async function waitForRun(client: Client, workflowId: string): Promise<RunSummary> {
-  for (;;) {
-    const summary = await getRunSummary(client, workflowId);
-    if (summary.status !== 'running') return summary;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+  const view = createProgressView();
+  try {
+    for (;;) {
+      const summary = await getRunSummary(client, workflowId);
+      view.update(summary);
+      if (summary.status !== 'running') return summary;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    view.stop();
   }
 }
 

@@ -3,7 +3,8 @@ import { describeStage } from './progress-view';
 
 /** A human-readable summary: one line per stage, with outputs and the metrics worth a glance. */
 export function formatSummary(summary: RunSummary): string {
-  const lines = [`run ${summary.runId}  ${summary.pipeline}  ${summary.status.toUpperCase()}`];
+  const early = summary.endedEarly ? `  (ended early: ${summary.endedEarly.reason}, said stage "${summary.endedEarly.stage}")` : '';
+  const lines = [`run ${summary.runId}  ${summary.pipeline}  ${summary.status.toUpperCase()}${early}`];
   const width = Math.max(0, ...Object.keys(summary.stages).map((n) => n.length));
   for (const [name, stage] of Object.entries(summary.stages)) {
     lines.push(`  ${name.padEnd(width)}  ${describeStage(stage)}`);

@@ -29,6 +29,8 @@ export function describeStage(stage: StageProgress): string {
     if (typeof hb.tokensPerSec === 'number') parts.push(`${Math.round(hb.tokensPerSec)} tok/s`);
   } else if (stage.status === 'failed' && stage.error) {
     parts.push(stage.error);
+  } else if (stage.status === 'skipped' && stage.note) {
+    parts.push(stage.note);
   } else if (stage.status === 'cached' && stage.cachedFrom) {
     parts.push(`from run ${stage.cachedFrom}`);
   } else if (typeof stage.metrics.wallTimeMs === 'number') {

@@ -217,14 +217,14 @@ export function judge(
     return { promoted, reason: promoted ? `first champion: no earlier champion to compare with${passes.length ? `; ${passes.join('; ')}` : ''}` : `kept out: ${failures.join('; ')}` };
   }
   const gain = round(current.candidate - current.champion);
-  (gain >= gate.minGain ? passes : failures).push(`gain ${signed(gain)} ${gain >= gate.minGain ? '≥' : '<'} minGain ${gate.minGain} on the new split`);
+  (gain >= gate.minGain ? passes : failures).push(`gain ${signed(short(gain))} ${gain >= gate.minGain ? '≥' : '<'} minGain ${gate.minGain} on the new split`);
   const earlier = evaluations.filter((e) => e.cycle !== cycle && e.champion !== undefined);
   let forgetting: { mean: number; max: number } | undefined;
   if (earlier.length > 0) {
     const drops = earlier.map((e) => e.champion! - e.candidate);
     forgetting = { mean: round(drops.reduce((a, b) => a + b, 0) / drops.length), max: round(Math.max(...drops)) };
     (forgetting.mean <= gate.maxForgetting ? passes : failures).push(
-      `forgetting ${forgetting.mean} ${forgetting.mean <= gate.maxForgetting ? '≤' : '>'} maxForgetting ${gate.maxForgetting} on ${earlier.length} earlier split(s)`,
+      `forgetting ${short(forgetting.mean)} ${forgetting.mean <= gate.maxForgetting ? '≤' : '>'} maxForgetting ${gate.maxForgetting} on ${earlier.length} earlier split(s)`,
     );
   }
   const promoted = failures.length === 0;
@@ -232,6 +232,8 @@ export function judge(
 }
 
 const signed = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
+/** Four decimals are plenty for a reason sentence; the metrics keep the full value. */
+const short = (x: number) => Number(x.toFixed(4));
 
 /** Registers the candidate unless this run already did (a retried attempt). */
 async function registerOnce(
