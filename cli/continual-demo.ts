@@ -112,11 +112,11 @@ export function describeCycle(summary: RunSummary): string {
   if (summary.status !== 'succeeded' || !promote) return `  ${summary.status}: ${Object.entries(summary.stages).filter(([, s]) => s.error).map(([n, s]) => `${n}: ${s.error}`).join('; ')}`;
   const m = promote.metrics as { cycle: number; metric: string; candidateVersion: number; championVersion?: number; promoted: boolean; reason: string; evaluations: Array<{ cycle: number; candidate: number; champion?: number }> };
   const r = replay?.metrics as { replayed?: number; reservoir?: { records: number; size: number; bytes: number } } | undefined;
-  const current = m.evaluations[m.evaluations.length - 1];
+  const current = m.evaluations.find((e) => e.cycle === m.cycle);
   const lines = [
     `  cycle ${m.cycle}: ${collect?.metrics.records ?? '?'} new mails, ${r?.replayed ?? 0} replayed (reservoir ${r?.reservoir?.records ?? 0}/${r?.reservoir?.size ?? '?'}, ${Math.round((r?.reservoir?.bytes ?? 0) / 1024)} KiB gzip)`,
     `  ${m.metric} per test split: ${m.evaluations.map((e) => `cycle ${e.cycle} ${e.candidate.toFixed(3)}${e.champion !== undefined ? ` (champion ${e.champion.toFixed(3)})` : ''}`).join(', ')}`,
-    `  candidate v${m.candidateVersion} on the new split: ${current.candidate.toFixed(3)} -> ${m.promoted ? 'PROMOTED' : `KEPT champion v${m.championVersion}`}: ${m.reason}`,
+    `  candidate v${m.candidateVersion} on the new split: ${current ? current.candidate.toFixed(3) : 'no test records'} -> ${m.promoted ? 'PROMOTED' : `KEPT champion v${m.championVersion}`}: ${m.reason}`,
   ];
   return lines.join('\n');
 }

@@ -50,7 +50,7 @@ const RIGHT_ALIGNED = [true, false, true, true, true, true, true, true, false, f
 
 /** The candidate's metric on its own cycle's split: the last evaluation, since a cycle evaluates its new split last. */
 function newSplitMetric(c: CycleRecord): string {
-  const value = c.evaluations[c.evaluations.length - 1]?.candidate;
+  const value = c.evaluations.find((e) => e.cycle === c.cycle)?.candidate;
   if (value === undefined) return '-';
   return c.metric === 'accuracy' || c.metric === 'macroF1' ? formatPercent(value) : String(Number(value.toPrecision(4)));
 }

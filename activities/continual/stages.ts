@@ -181,6 +181,7 @@ async function evaluateOnSplits(
     for (const split of splits) {
       ctx.progress({ phase: 'evaluating', split: `cycle ${split.cycle} test`, of: splits.length });
       const records = sample(await readDataset(ctx, split.ref, `the test split of cycle ${split.cycle}`), options.maxExamples, ctx.input.seed, `promote:${split.cycle}`);
+      if (records.length === 0) continue; // an empty split says nothing about either model
       const [candidateValue, championValue] = models.map((m) => scoreOn(m, records, options.metric, split.cycle));
       evaluations.push({ cycle: split.cycle, candidate: candidateValue, ...(championValue !== undefined ? { champion: championValue } : {}), examples: records.length });
     }
@@ -208,7 +209,11 @@ export function judge(
   cycle: number,
 ): { promoted: boolean; reason: string; gain?: number; forgetting?: { mean: number; max: number } } {
   const { gate, metric } = options;
-  const current = evaluations.find((e) => e.cycle === cycle)!;
+  const current = evaluations.find((e) => e.cycle === cycle);
+  if (!current) {
+    const kept = evaluations.some((e) => e.champion !== undefined) ? 'kept the champion' : 'kept out';
+    return { promoted: false, reason: `${kept}: this cycle's test split is empty, so the candidate cannot be judged on new data; collect more new data per cycle or raise the split's test ratio` };
+  }
   const failures: string[] = [];
   const passes: string[] = [];
   if (gate.min !== undefined) (current.candidate >= gate.min ? passes : failures).push(`${metric} ${current.candidate} ${current.candidate >= gate.min ? '≥' : '<'} min ${gate.min}`);

@@ -84,4 +84,12 @@ describe('judge', () => {
     expect(verdict.forgetting).toEqual({ mean: -0.085, max: -0.05 });
     expect(verdict.promoted).toBe(true);
   });
+
+  test('an empty new test split cannot be judged: the champion is kept, saying how to fix it', () => {
+    const verdict = judge(gate(), [split(1, 0.9, 0.91)], 2);
+    expect(verdict.promoted).toBe(false);
+    expect(verdict.gain).toBeUndefined();
+    expect(verdict.reason).toBe("kept the champion: this cycle's test split is empty, so the candidate cannot be judged on new data; collect more new data per cycle or raise the split's test ratio");
+    expect(judge(gate(), [], 1).reason).toMatch(/^kept out: this cycle's test split is empty/);
+  });
 });
