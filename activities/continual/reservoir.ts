@@ -37,7 +37,7 @@ export function sampleWithoutReplacement<T>(records: readonly T[], count: number
 
 /** The reservoir as stored: gzip of one JSON record per line. */
 export function encodeReservoir(records: readonly DataRecord[]): Buffer {
-  return gzipSync(Buffer.from(records.map((r) => JSON.stringify(r)).join('\n'), 'utf8'), { level: 9 });
+  return gzipSync(Buffer.from(records.map((r) => JSON.stringify(r)).join('\n'), 'utf8'), { level: 6 });
 }
 
 /** Reads a stored reservoir; `where` names it in errors. */
