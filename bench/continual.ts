@@ -135,7 +135,7 @@ async function benchCollect(repeats: number, fileCount: number, words: readonly 
       [`id after ${fileCount} files`]: sizeOf(idFirst.watermark),
       [`id after ${fileCount + NEW_FILES} files`]: sizeOf(idDelta.watermark),
     };
-    return { rows, watermarks, namesAtMark: mtimeFirst.watermark?.namesAtMark?.length ?? 0 };
+    return { rows, watermarks, filesSeen: Object.keys(mtimeFirst.watermark?.files ?? {}).length };
   } finally {
     await rm(baseDir, { recursive: true, force: true });
   }
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
     ['pass', 'by', 'listed', 'read', 'records', 'median ms', 'min', 'max', 'files/s'],
     collect.rows.map((r) => [r.pass, r.by, String(r.listed), String(r.read), String(r.records), ...ms(r.ms), r.filesPerSec.toFixed(0)]),
   );
-  console.log(`\nencoded watermark (mtime namesAtMark after the first read: ${collect.namesAtMark})`);
+  console.log(`\nencoded watermark (files in the mtime watermark after the first read: ${collect.filesSeen})`);
   printTable(['watermark', 'JSON bytes', 'gzip bytes'], Object.entries(collect.watermarks).map(([k, v]) => [k, String(v.jsonBytes), String(v.gzipBytes)]));
 
   const { size, offered, updateMs, encodeMs, decodeMs, peakRssGrowthMiB: rss } = reservoir;

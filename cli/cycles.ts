@@ -40,7 +40,7 @@ export function formatCycles(state: ContinualState, watermark?: Watermark): stri
   return [
     `${state.pipeline}: ${state.cycles.length} completed ${state.cycles.length === 1 ? 'cycle' : 'cycles'}, the last by run ${last.runId} at ${last.completedAt}`,
     ...alignColumns([header, ...rows], RIGHT_ALIGNED),
-    `watermark: ${describeWatermark(watermark)}`,
+    `watermark: ${describeWatermark(watermark)}${state.watermark && watermark ? ` (${formatBytes(state.watermark.bytes)} stored)` : ''}`,
     `reservoir: ${describeReservoir(state)}`,
   ].join('\n');
 }
@@ -55,13 +55,15 @@ function newSplitMetric(c: CycleRecord): string {
   return c.metric === 'accuracy' || c.metric === 'macroF1' ? formatPercent(value) : String(Number(value.toPrecision(4)));
 }
 
-/** `by mtime, at 2026-03-14T09:00:00.000Z (2 files at the mark)` or `by id, 12,044 ids seen`. */
+/** `by mtime, 2 files seen, the newest modified 2026-03-14T09:00:00.000Z` or `by id, 12,044 ids seen`. */
 export function describeWatermark(watermark: Watermark | undefined): string {
   if (!watermark) return 'none yet (the next cycle reads every record)';
   if (watermark.by === 'id') return `by id, ${formatCount(watermark.ids?.length ?? 0)} ids seen`;
   if (watermark.at === undefined) return `by ${watermark.by}, no file seen yet`;
-  const atMark = watermark.namesAtMark?.length ?? 0;
-  return `by ${watermark.by}, at ${new Date(watermark.at).toISOString()}${atMark > 0 ? ` (${formatCount(atMark)} ${atMark === 1 ? 'file' : 'files'} at the mark)` : ''}`;
+  const newest = new Date(watermark.at).toISOString();
+  if (!watermark.files) return `by ${watermark.by}, a high-water mark at ${newest} from an earlier version (the next completed cycle records each file instead)`;
+  const files = Object.keys(watermark.files).length;
+  return `by ${watermark.by}, ${formatCount(files)} ${files === 1 ? 'file' : 'files'} seen, the newest modified ${newest}`;
 }
 
 /** `500/500 records, 212.4 KiB (12,000 train records offered so far)` */

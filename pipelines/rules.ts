@@ -224,6 +224,13 @@ function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
         if (collect?.type === 'collect' && collect.incremental === undefined) {
           problems.push({ path: at('collect'), message: `collect stage "${String(stage.collect)}" is not incremental, so a cycle would re-read everything; give it "incremental: { by: mtime }" (or lastModified for S3, id for record ids)` });
         }
+        const candidate = typeof stage.candidate === 'string' ? stages[stage.candidate] : undefined;
+        if (candidate?.type === 'finetune' && typeof stage.champion === 'string' && stages[stage.champion]?.type === 'champion' && candidate.from !== stage.champion) {
+          problems.push({ path: at('candidate'), message: `candidate "${String(stage.candidate)}" does not train from the champion stage "${stage.champion}", so each cycle would not build on the last; set "from: ${stage.champion}" in stage "${String(stage.candidate)}"` });
+        }
+        if (typeof stage.collect === 'string' && inputs.length === 1 && stages[stage.collect] && !upstreamOf(stages, inputs[0]).has(stage.collect)) {
+          problems.push({ path: at('input'), message: `"${inputs[0]}" does not descend from collect stage "${stage.collect}", so its test split is not this cycle's new data; name the split stage fed by "${stage.collect}"` });
+        }
         break;
       }
     }
@@ -236,7 +243,28 @@ function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
   if (promotes.length > 1) {
     problems.push({ path: ['stages', promotes[1]], message: `a pipeline has one continual state, so at most one promote stage; found ${promotes.join(', ')}` });
   }
+  for (const [name, stage] of Object.entries(stages)) {
+    if (stage?.type !== 'replay' || promotes.some((p) => stages[p].replay === name)) continue;
+    problems.push({
+      path: ['stages', name],
+      message: promotes.length === 0
+        ? `replay stage "${name}" needs a promote stage to commit its reservoir when a cycle completes (otherwise nothing is ever replayed); add one with "replay: ${name}"`
+        : `replay stage "${name}" is not named by promote stage "${promotes[0]}", so its reservoir is never committed and nothing is ever replayed; set "replay: ${name}" there`,
+    });
+  }
   return problems;
+}
+
+/** Every stage `name` reads from, directly or through others (itself included). */
+function upstreamOf(stages: Record<string, RawStage>, name: string): Set<string> {
+  const seen = new Set<string>();
+  const visit = (n: string) => {
+    if (seen.has(n) || !stages[n]) return;
+    seen.add(n);
+    for (const dep of dependenciesOf(stages[n])) visit(dep);
+  };
+  visit(name);
+  return seen;
 }
 
 function withArticle(word: string): string {

@@ -42,8 +42,9 @@ export const CollectOptionsSchema = z.strictObject({
   /** Keep each record with this probability (seeded). Default 1. */
   sample: z.number().gt(0).lte(1).default(1),
   /**
-   * Continual pipelines: read only what is new since the last completed cycle's watermark, by file
-   * modification time (`mtime`, local paths), object `lastModified` (S3), or unseen record `id`s.
+   * Continual pipelines: read only what is new since the last completed cycle's watermark: files
+   * whose name or modification time it has not seen (`mtime`, local paths), objects likewise by
+   * `lastModified` (S3), or records with unseen `id`s.
    * An empty delta ends the run early as "nothing new". The watermark advances in the `promote` stage.
    */
   incremental: z

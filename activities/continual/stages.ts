@@ -61,6 +61,10 @@ export const replayStage: StageImplementation = async (ctx) => {
 /** champion: the registry's current champion, or the `initial` model before there is one. */
 export const championStage: StageImplementation = async (ctx) => {
   const { registry, initial } = ctx.input.config as ChampionOptions;
+  // A cycle that recorded a promotion but stopped before moving the alias: finish that first.
+  const { cycles } = await readContinualState(ctx.store, ctx.input.pipeline);
+  const last = cycles[cycles.length - 1];
+  if (last?.promoted && last.registry === registry) await ensurePromoted(ctx, registry, last);
   const aliases = await getAliases(ctx.store, registry);
   if (aliases.champion !== undefined) {
     const champion = await getVersion(ctx.store, registry, aliases.champion);
@@ -74,9 +78,11 @@ export const championStage: StageImplementation = async (ctx) => {
 
 /**
  * promote: evaluates the candidate and the champion on this cycle's test split and on every
- * earlier cycle's, gates, registers the candidate, promotes it if the gate passed, and records the
- * cycle — the state write last, so the watermark and reservoir advance only with a completed cycle.
- * Every step is idempotent, so a retry after a partial attempt finishes the same cycle.
+ * earlier cycle's, gates, registers the candidate, records the cycle, then moves the champion
+ * alias if the gate passed. The state write is the commit point: the watermark, the reservoir and
+ * the decision advance together, and only with a completed cycle; the alias follows it. A cycle is
+ * known by the watermark its collect produced — which a retry and `tempered resume` both reuse —
+ * so every step finds what an earlier attempt or run already did and finishes it, never twice.
  */
 export const promoteStage: StageImplementation = async (ctx) => {
   const options = ctx.input.config as PromoteOptions;
@@ -87,11 +93,15 @@ export const promoteStage: StageImplementation = async (ctx) => {
   const replay = options.replay === undefined ? undefined : inputOf(ctx, options.replay, 'replay');
   const registry = champion.metrics.registry as string;
   const championVersion = typeof champion.metrics.version === 'number' ? champion.metrics.version : undefined;
-  if (!collect.outputs.watermark) throw badInput(`stage "${ctx.input.stage}": collect stage "${options.collect}" has no watermark; give it "incremental: { by: mtime | lastModified | id }"`);
+  const watermark = collect.outputs.watermark;
+  if (!watermark) throw badInput(`stage "${ctx.input.stage}": collect stage "${options.collect}" has no watermark; give it "incremental: { by: mtime | lastModified | id }"`);
 
   const state = await readContinualState(ctx.store, pipeline);
-  const recorded = state.cycles.find((c) => c.runId === runId);
-  if (recorded) return { outputs: {}, metrics: promoteMetrics(registry, options, recorded, state) };
+  const recorded = state.cycles.find((c) => c.watermark.sha256 === watermark.sha256);
+  if (recorded) {
+    if (recorded.promoted) await ensurePromoted(ctx, registry, recorded);
+    return { outputs: {}, metrics: promoteMetrics(registry, options, recorded, state) };
+  }
 
   assertNotOvertaken(ctx, collect, state);
   const cycle = nextCycle(state);
@@ -99,19 +109,24 @@ export const promoteStage: StageImplementation = async (ctx) => {
   if (!newTest) throw badInput(`stage "${ctx.input.stage}": its input has no test split; set "input: <split stage>"`);
   const splits = [...state.cycles.map((c) => ({ cycle: c.cycle, ref: c.testSplit })), { cycle, ref: newTest }];
   const evaluations = await evaluateOnSplits(ctx, options, candidate, championVersion === undefined ? undefined : champion, splits);
+  let verdict = judge(options, evaluations, cycle);
 
-  const verdict = judge(options, evaluations, cycle);
-  // Evaluation takes a while: look again just before registering and writing.
+  // Evaluation takes a while: look again before committing anything.
   assertNotOvertaken(ctx, collect, await readContinualState(ctx.store, pipeline));
+  const currentChampion = (await getAliases(ctx.store, registry)).champion;
+  if (verdict.promoted && currentChampion !== championVersion) {
+    verdict = { ...verdict, promoted: false, reason: `kept the champion: it changed during the cycle (v${championVersion ?? '-'} → v${currentChampion ?? '-'}, a promotion or rollback), so the comparison no longer holds; the next cycle compares with v${currentChampion ?? '-'}` };
+  }
+  if (ctx.signal.aborted) throw new Error('cancelled before committing the cycle');
+
   const version = await registerOnce(ctx, registry, candidate, {
     runId,
     pipeline,
     stage: options.candidate,
     specDigest: ctx.input.specDigest,
     parentVersion: championVersion,
-    dataWatermark: collect.outputs.watermark,
+    dataWatermark: watermark,
   }, { cycle, metric: options.metric, evaluations, gain: verdict.gain, forgetting: verdict.forgetting, promoted: verdict.promoted, reason: verdict.reason });
-  if (verdict.promoted) await promote(ctx.store, registry, version.version, `cycle ${cycle} (run ${runId}): ${verdict.reason}`);
 
   const record: CycleRecord = {
     cycle,
@@ -120,6 +135,7 @@ export const promoteStage: StageImplementation = async (ctx) => {
     newRecords: Number(collect.metrics.records ?? 0),
     testSplit: newTest,
     metric: options.metric,
+    registry,
     candidateVersion: version.version,
     ...(championVersion !== undefined ? { championVersion } : {}),
     promoted: verdict.promoted,
@@ -127,18 +143,26 @@ export const promoteStage: StageImplementation = async (ctx) => {
     evaluations,
     ...(verdict.gain !== undefined ? { gain: verdict.gain } : {}),
     ...(verdict.forgetting ? { forgetting: verdict.forgetting } : {}),
-    watermark: collect.outputs.watermark,
+    watermark,
     ...(replay ? { reservoir: reservoirOf(replay) } : {}),
   };
   const next: ContinualState = {
     ...state,
-    watermark: collect.outputs.watermark,
+    watermark,
     ...(replay ? { reservoir: record.reservoir } : {}),
     cycles: [...state.cycles, record],
   };
   await writeContinualState(ctx.store, next);
+  if (record.promoted) await ensurePromoted(ctx, registry, record);
   return { outputs: {}, metrics: promoteMetrics(registry, options, record, next) };
 };
+
+/** Moves the champion alias to a recorded cycle's candidate unless that promotion already happened (once: a later rollback stays). */
+async function ensurePromoted(ctx: StageContext, registry: string, record: CycleRecord): Promise<void> {
+  const { history } = await getAliases(ctx.store, registry);
+  if (history.some((h) => h.action === 'promote' && h.champion === record.candidateVersion)) return;
+  await promote(ctx.store, registry, record.candidateVersion, `cycle ${record.cycle} (run ${record.runId}): ${record.reason}`);
+}
 
 /**
  * Refuses to commit a cycle when another completed after this one's collect read the watermark:
@@ -191,14 +215,24 @@ async function evaluateOnSplits(
   }
 }
 
+/**
+ * The model's metric on labelled records. A record whose label the model does not know (a class
+ * that arrived after it was trained, or one a rolled-back champion never saw) counts as a wrong
+ * prediction, and its label joins macro-F1 with zero recall: an old model is judged on new classes,
+ * not excused from them.
+ */
 function scoreOn(model: LoadedModel, records: DataRecord[], metric: PromoteOptions['metric'], cycle: number): number {
   if (model.descriptor.objective !== 'classify' || !model.labels) {
     throw badInput(`promote compares classifiers; the model is a ${model.descriptor.objective} model (is "candidate" a classify finetune?)`);
   }
   const labels = model.labels;
-  const examples = classifyExamples(records, model.tokenizer, model.gpt.config.context, labels, `cycle ${cycle} test`);
-  const predicted = predictClasses(model.gpt, examples);
-  const report = classificationReport(examples.map((e) => labels[e.label!]), predicted.map((p) => labels[p]), labels);
+  const unlabeled = records.find((r) => r.label === undefined);
+  if (unlabeled) throw badInput(`record "${unlabeled.id}" in the test split of cycle ${cycle} has no label; promote needs labelled test splits`);
+  const truth = records.map((r) => r.label!);
+  const examples = classifyExamples(records.map((r) => ({ ...r, label: labels[0] })), model.tokenizer, model.gpt.config.context, labels, `cycle ${cycle} test`);
+  const predicted = predictClasses(model.gpt, examples).map((p) => labels[p]);
+  const classes = [...labels, ...[...new Set(truth)].filter((l) => !labels.includes(l)).sort()];
+  const report = classificationReport(truth, predicted, classes);
   return round(metric === 'accuracy' ? report.accuracy : report.macroF1);
 }
 
@@ -240,7 +274,10 @@ const signed = (x: number) => (x >= 0 ? `+${x}` : `${x}`);
 /** Four decimals are plenty for a reason sentence; the metrics keep the full value. */
 const short = (x: number) => Number(x.toFixed(4));
 
-/** Registers the candidate unless this run already did (a retried attempt). */
+/**
+ * Registers the candidate unless an earlier attempt or run of this cycle did: a version trained on
+ * the same data (its watermark) with the same weights is this candidate.
+ */
 async function registerOnce(
   ctx: StageContext,
   registry: string,
@@ -248,10 +285,11 @@ async function registerOnce(
   lineage: ModelVersion['lineage'],
   metrics: Metrics,
 ): Promise<ModelVersion> {
+  const watermark = (lineage.dataWatermark as ArtifactRef).sha256;
+  const sameModel = (v: ModelVersion) => ['model', 'weights', 'adapter'].every((k) => v.outputs[k]?.sha256 === candidate.outputs[k]?.sha256);
   for (const v of (await listVersions(ctx.store, registry)).reverse()) {
     const existing = await getVersion(ctx.store, registry, v);
-    if (existing.lineage.runId === lineage.runId && existing.lineage.stage === lineage.stage) return existing;
-    if (existing.lineage.runId !== lineage.runId) break;
+    if ((existing.lineage.dataWatermark as ArtifactRef | undefined)?.sha256 === watermark && sameModel(existing)) return existing;
   }
   return registerVersion(ctx.store, registry, { outputs: candidate.outputs, metrics, lineage });
 }

@@ -9,12 +9,17 @@ import type { ArtifactStore } from '../store';
 //                                     only when a cycle has completed (a failed cycle changes nothing).
 // Incremental collect and replay read it at the start of a cycle; nothing else writes it.
 
-/** Where a source stood when a cycle read it. Kept as a gzip JSON artifact (id sets can be large). */
+/**
+ * Where a source stood when a cycle read it. Kept as a gzip JSON artifact: it grows with the
+ * listing (`files`) or with every id seen (`ids`).
+ */
 export interface Watermark {
   by: 'mtime' | 'lastModified' | 'id';
-  /** mtime / lastModified: the newest modification time seen, ms since the epoch. */
+  /** mtime / lastModified: the newest modification time in `files`, ms since the epoch; shown, not compared. Absent when no file was listed. */
   at?: number;
-  /** mtime / lastModified: names of files whose time equals `at` (so a file written in the same tick is still new). */
+  /** mtime / lastModified: every file the cycle listed, by name, with its modification time in ms; a file is new when missing or its time differs. */
+  files?: Record<string, number>;
+  /** Only in watermarks written before `files` existed, which kept a high-water mark: names whose time equals `at`. Read (as that mark), never written. */
   namesAtMark?: string[];
   /** id: every record id seen so far, sorted. */
   ids?: string[];
@@ -52,6 +57,8 @@ export interface CycleRecord {
   /** This cycle's test split: every later cycle evaluates on it too. */
   testSplit: ArtifactRef;
   metric: string;
+  /** Registry model name. */
+  registry: string;
   /** Registry version the candidate was registered as. */
   candidateVersion: number;
   /** Champion the candidate was compared with (none in the first cycle). */
@@ -85,7 +92,16 @@ export const stateKey = (pipeline: string) => `continual/${pipeline}/state.json`
 export async function readContinualState(store: ArtifactStore, pipeline: string): Promise<ContinualState> {
   const found = await store.readKey(stateKey(pipeline), 'application/json');
   if (!found) return { apiVersion: 'tempered.dev/v1', pipeline, cycles: [] };
-  return JSON.parse(found.body.toString('utf8')) as ContinualState;
+  try {
+    return JSON.parse(found.body.toString('utf8')) as ContinualState;
+  } catch (err) {
+    throw Object.assign(
+      new Error(
+        `the continual state ${found.ref.uri} is not JSON (${(err as Error).message}); restore it from your bucket's versioning or backup, or delete it to start over (the next cycle then reads all data again and earlier cycles' test splits drop out of the forgetting evaluation)`,
+      ),
+      { name: 'MalformedStateError', nonRetryable: true },
+    );
+  }
 }
 
 /** Replaces the state in one atomic write. */

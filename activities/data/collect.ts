@@ -73,11 +73,11 @@ export type CollectMetrics = {
 /** What incremental collect found new since the previous watermark. */
 export type IncrementalMetrics = {
   by: IncrementalBy;
-  /** The previous watermark's time in ms (mtime, lastModified) or its number of ids (id); null on the first cycle. */
+  /** The previous watermark's newest time in ms (mtime, lastModified) or its number of ids (id); null on the first cycle. */
   previous: number | null;
-  /** mtime, lastModified: files newer than the watermark, which were read. */
+  /** mtime, lastModified: files whose name or time the watermark did not hold, which were read. */
   newFiles?: number;
-  /** mtime, lastModified: files not newer than the watermark, skipped unread. */
+  /** mtime, lastModified: files listed with the name and time the watermark held, skipped unread. */
   unchangedFiles?: number;
   /** id: records read whose id an earlier cycle saw, dropped before sample and limit. */
   alreadySeenRecords?: number;
@@ -119,11 +119,11 @@ interface LocatedRecord {
  * hash(seed, id): `sample` keeps draws below the rate, independently of other records, and `limit`
  * keeps the smallest draws; kept records stay in input order.
  *
- * With `incremental`, only what is new since `ctx.since` is kept: files modified after the watermark
- * (old ones are not even read), or records with unseen ids; sample and limit apply to those. Nothing
- * new — no new file, no unseen id, an empty inbox, or new files holding no records yet — is not an
- * error but a result with `nothingNew`. The returned watermark covers everything listed or read
- * this cycle, sampled or not.
+ * With `incremental`, only what is new since `ctx.since` is kept: files whose name or modification
+ * time differs from what the watermark holds (unchanged ones are not even read), or records with
+ * unseen ids; sample and limit apply to those. Nothing new — no new file, no unseen id, an empty
+ * inbox, or new files holding no records yet — is not an error but a result with `nothingNew`. The
+ * returned watermark covers everything listed or read this cycle, sampled or not.
  */
 export async function collectRecords(options: CollectOptions, ctx: CollectContext): Promise<CollectResult> {
   const delta = options.incremental && new Delta(options.incremental.by, options.sources, ctx.since);
@@ -576,7 +576,7 @@ class Delta {
     for (const source of sources) assertTimeFits(by, source);
   }
 
-  /** Whether to read `file`: always for id; for times, whether it changed since the watermark. */
+  /** Whether to read `file`: always for id; for times, whether its name or time is not the watermark's. */
   async isNew(file: SourceFile): Promise<boolean> {
     if (this.by === 'id') return true;
     const timeMs = await file.modifiedMs();
@@ -615,7 +615,7 @@ class Delta {
   /** The watermark after this cycle, given every record read. */
   advance(located: readonly LocatedRecord[]): Watermark {
     if (this.by === 'id') return advanceIdWatermark(this.since, located.map((r) => r.record.id));
-    return advanceTimeWatermark(this.by, this.since, this.listed);
+    return advanceTimeWatermark(this.by, this.listed);
   }
 }
 

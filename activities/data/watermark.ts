@@ -2,10 +2,14 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import type { Watermark } from '../continual/state';
 
-// Where incremental collect stood after a completed cycle. Time watermarks keep the newest time
-// seen plus the names seen at exactly that time, so a file written in the same millisecond as the
-// mark, but listed only next cycle, still counts as new. Times are integer ms so that the JSON
-// round trip through the store is exact.
+// Where incremental collect stood after a completed cycle. A time watermark maps every file the
+// cycle listed to its modification time, and a file is new when its name is missing or its time
+// differs. A high-water mark (newest time only) would skip, forever, a file that lands with a time
+// older than the mark: renamed into place after writing, copied with its time (`cp -p`, `rsync -t`,
+// unpacking an archive), an S3 upload in flight during a listing, or anything listed after one file
+// with a future time (clock skew). Every cycle lists every file anyway, so remembering each one
+// costs only the watermark's size, which grows with the listing. Times are integer ms so that the
+// JSON round trip through the store is exact.
 
 /** A file as listed by a source this cycle, with its modification time in integer ms. */
 export interface TimedFile {
@@ -28,27 +32,30 @@ export class MalformedWatermarkError extends Error {
   }
 }
 
-/** Whether a file is new since `since`: everything is new without a watermark (or one that has no time yet). */
+/**
+ * Whether a file is new since `since`: everything is new without a watermark. A watermark written
+ * before `files` existed (a high-water mark) is still honoured as it was written — older than `at`,
+ * or at `at` under a name in `namesAtMark`, is seen — so upgrading does not read everything again;
+ * the cycle that reads it writes `files`.
+ */
 export function isNewFile(name: string, timeMs: number, since: Watermark | undefined): boolean {
+  if (since?.files) return !Object.hasOwn(since.files, name) || since.files[name] !== timeMs;
   if (since?.at === undefined) return true;
   return timeMs > since.at || (timeMs === since.at && !(since.namesAtMark ?? []).includes(name));
 }
 
 /**
  * The watermark after a cycle that listed `files` — every file the sources listed, new or not,
- * sampled or not — so that none of them counts as new again unless it is modified.
+ * sampled or not — so that none of them counts as new again unless its time changes. Files the
+ * previous watermark held but this listing did not are dropped, which keeps the watermark as large
+ * as the listing: a file removed and later put back is read again.
  */
-export function advanceTimeWatermark(
-  by: 'mtime' | 'lastModified',
-  since: Watermark | undefined,
-  files: readonly TimedFile[],
-): Watermark {
-  const previous = since?.at;
-  const at = files.reduce<number | undefined>((max, f) => (max === undefined || f.timeMs > max ? f.timeMs : max), previous);
-  if (at === undefined) return { by };
-  const atMark = files.filter((f) => f.timeMs === at).map((f) => f.name);
-  const names = at === previous ? [...(since?.namesAtMark ?? []), ...atMark] : atMark;
-  return { by, at, namesAtMark: sortedUnique(names) };
+export function advanceTimeWatermark(by: 'mtime' | 'lastModified', files: readonly TimedFile[]): Watermark {
+  // Sorted names compress better (shared prefixes sit together) and make the JSON reproducible.
+  const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  if (sorted.length === 0) return { by, files: {} };
+  const at = sorted.reduce((max, f) => Math.max(max, f.timeMs), -Infinity);
+  return { by, at, files: Object.fromEntries(sorted.map((f) => [f.name, f.timeMs])) };
 }
 
 /** The id watermark after a cycle that read `ids`: every id seen so far, sorted. */
@@ -64,6 +71,8 @@ export function encodeWatermark(watermark: Watermark): Buffer {
 const WatermarkSchema = z.strictObject({
   by: z.enum(['mtime', 'lastModified', 'id']),
   at: z.number().int().optional(),
+  // zod drops a `__proto__` key, so a file of exactly that name is read again every cycle.
+  files: z.record(z.string(), z.number().int()).optional(),
   namesAtMark: z.array(z.string()).optional(),
   ids: z.array(z.string()).optional(),
 });

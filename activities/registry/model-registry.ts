@@ -33,6 +33,11 @@ export class RegistryError extends Error {
   readonly nonRetryable = true;
 }
 
+/** Another writer took the version number first: retryable (the next attempt takes the next number). */
+export class VersionTakenError extends Error {
+  override readonly name = 'VersionTakenError';
+}
+
 const NAME = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 const versionsPrefix = (name: string) => `models/${name}/versions/`;
 const aliasesKey = (name: string) => `models/${name}/aliases.json`;
@@ -82,7 +87,7 @@ export async function registerVersion(store: ArtifactStore, name: string, entry:
   const existing = await listVersions(store, name);
   const version = (existing[existing.length - 1] ?? 0) + 1;
   const key = `${versionsPrefix(name)}${version}.json`;
-  if (await store.stat(key)) throw new RegistryError(`version ${version} of "${name}" appeared while registering; retry`);
+  if (await store.stat(key)) throw new VersionTakenError(`version ${version} of "${name}" was registered by someone else meanwhile; registering again takes the next number`);
   const record: ModelVersion = { name, version, createdAt: new Date().toISOString(), ...entry };
   await store.put(key, JSON.stringify(record, null, 2), 'application/json');
   return record;

@@ -64,7 +64,9 @@ export async function loadModelArtifacts(
     const adapterData = await store.readBuffer(outputs.adapter);
     weightBytes += adapterData.length;
     gpt = new Gpt(descriptor.config, { name: options.name });
-    gpt.setWeights(unpackWeights(descriptor.weightsIndex!, weightsData, outputs.weights.uri));
+    // The adapter holds the head, so the base's own head (if any, perhaps of another width) is not used.
+    const base = unpackWeights(descriptor.weightsIndex!, weightsData, outputs.weights.uri);
+    gpt.setWeights(Object.fromEntries(Object.entries(base).filter(([name]) => !name.startsWith('cls.'))));
     gpt.applyLora(descriptor.lora.options);
     gpt.setWeights(unpackWeights(descriptor.lora.adapterIndex, adapterData, outputs.adapter.uri));
     if (options.merge) gpt.mergeLora();

@@ -13,7 +13,7 @@ import { makeBatch, disposeBatch, type Example } from '../ml/batches';
 import { deserializeCheckpoint, serializeCheckpoint, serializeModel, type ModelFile, type TrainCheckpoint } from '../ml/checkpoint';
 import { distillModel } from '../ml/distill';
 import { classificationReport, corpusBleu, perplexity, rouge } from '../ml/metrics';
-import { Gpt, type Objective } from '../ml/model';
+import { Gpt, type NamedWeights, type Objective } from '../ml/model';
 import { perturbText } from '../ml/perturb';
 import { dequantize, quantizeWeights, serializeQuantized } from '../ml/quantize';
 import { BpeTokenizer, trainBpe } from '../ml/tokenizer';
@@ -101,11 +101,10 @@ export const finetuneStage: StageImplementation = async (ctx) => {
     base = options.lora ? (baseOf(loaded.descriptor, from.outputs) ?? (await storeMergedBase(ctx, loaded.gpt))) : undefined;
     const numClasses = labels?.length;
     if (numClasses !== undefined && loaded.gpt.config.numClasses !== numClasses) {
-      // Phase two adds a classification head to the phase-one language model.
+      // Phase two adds a classification head to the phase-one language model; a classifier that
+      // meets new classes keeps its trained head for the old ones (their indices do not move).
       gpt = new Gpt({ ...loaded.gpt.config, numClasses }, { name, seed: ctx.input.seed });
-      const weights = loaded.gpt.getWeights();
-      for (const key of Object.keys(weights)) if (key.startsWith('cls.')) delete weights[key];
-      gpt.setWeights(weights);
+      gpt.setWeights(widenHead(loaded.gpt.getWeights(), gpt.getWeights()));
       loaded.gpt.dispose();
     } else {
       gpt = loaded.gpt;
@@ -356,6 +355,31 @@ function continuedLabels(fromLabels: string[] | undefined, records: Array<{ labe
   if (!fromLabels) return labelsOf(records as never, stage);
   const added = [...new Set(records.map((r) => r.label).filter((l): l is string => l !== undefined && !fromLabels.includes(l)))].sort();
   return [...fromLabels, ...added];
+}
+
+/**
+ * `from`'s weights for a model with more classes: the body as is, and the head's fresh columns
+ * (`fresh`'s initialisation) with the old classes' trained columns copied in. A language model has
+ * no head, so its new head stays as initialised.
+ */
+export function widenHead(from: NamedWeights, fresh: NamedWeights): NamedWeights {
+  const weights: NamedWeights = {};
+  for (const [name, w] of Object.entries(from)) {
+    if (!name.startsWith('cls.')) {
+      weights[name] = w;
+      continue;
+    }
+    const target = fresh[name];
+    if (!target) continue;
+    const oldWidth = w.shape[w.shape.length - 1];
+    const newWidth = target.shape[target.shape.length - 1];
+    const data = target.data.slice();
+    for (let row = 0; row < data.length / newWidth; row++) {
+      for (let c = 0; c < Math.min(oldWidth, newWidth); c++) data[row * newWidth + c] = w.data[row * oldWidth + c];
+    }
+    weights[name] = { shape: target.shape, data };
+  }
+  return weights;
 }
 
 /**

@@ -18,6 +18,7 @@ function cycle(n: number, extra: Partial<CycleRecord>): CycleRecord {
     newRecords: 1000,
     testSplit: ref(`test-${n}.jsonl`),
     metric: 'macroF1',
+    registry: 'spam-classifier',
     candidateVersion: n,
     promoted: true,
     reason: 'promoted',
@@ -62,14 +63,15 @@ const state: ContinualState = {
 };
 
 test('one aligned line per cycle, then the watermark and the reservoir', () => {
-  const text = formatCycles(state, { by: 'mtime', at: Date.parse('2026-03-13T08:30:00.000Z'), namesAtMark: ['a.eml', 'b.eml'] });
+  const at = Date.parse('2026-03-13T08:30:00.000Z');
+  const text = formatCycles(state, { by: 'mtime', at, files: { 'a.eml': at - 60_000, 'b.eml': at } });
   expect(text.split('\n')).toEqual([
     'spam-continual: 3 completed cycles, the last by run run-3 at 2026-03-13T09:00:00.000Z',
     'cycle  run    new records  candidate  champion  macro-F1 (new split)      gain  forgetting  decision  reason',
     '    1  run-1        1,200         v1         -                 91.0%         -           -  promoted  first cycle: no champion yet',
     '    2  run-2          600         v2        v1                 93.0%  +3.0 pts    +0.5 pts  promoted  gain +3.0 pts ≥ 0, forgetting 0.5 pts ≤ 2',
     '    3  run-3          600         v3        v2                 95.0%  +2.0 pts    +4.0 pts  kept out  forgetting 4.0 pts > 2',
-    'watermark: by mtime, at 2026-03-13T08:30:00.000Z (2 files at the mark)',
+    'watermark: by mtime, 2 files seen, the newest modified 2026-03-13T08:30:00.000Z (100 B stored)',
     'reservoir: 500/500 records, 212.4 KiB (2,400 train records offered so far)',
   ]);
 });
@@ -83,7 +85,13 @@ test('no cycles yet: says so and how to start one', () => {
 
 test('watermarks by id count the ids; a state without watermark or reservoir says none', () => {
   expect(describeWatermark({ by: 'id', ids: ['a', 'b', 'c'] })).toBe('by id, 3 ids seen');
-  expect(describeWatermark({ by: 'lastModified' })).toBe('by lastModified, no file seen yet');
+  expect(describeWatermark({ by: 'lastModified', files: {} })).toBe('by lastModified, no file seen yet');
+  expect(describeWatermark({ by: 'mtime', at: Date.parse('2026-03-13T08:30:00.000Z'), files: { 'a.eml': 0 } })).toBe(
+    'by mtime, 1 file seen, the newest modified 2026-03-13T08:30:00.000Z',
+  );
+  expect(describeWatermark({ by: 'mtime', at: Date.parse('2026-03-13T08:30:00.000Z'), namesAtMark: ['a.eml'] })).toBe(
+    'by mtime, a high-water mark at 2026-03-13T08:30:00.000Z from an earlier version (the next completed cycle records each file instead)',
+  );
   const text = formatCycles({ ...state, watermark: undefined, reservoir: undefined });
   expect(text).toContain('watermark: none yet');
   expect(text).toContain('reservoir: none');

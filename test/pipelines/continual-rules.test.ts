@@ -53,6 +53,22 @@ describe('continual spec rules', () => {
     expect(problems).toEqual([expect.stringMatching(/^stages\.promote\.collect: collect stage "collect" is not incremental, so a cycle would re-read everything; give it "incremental: \{ by: mtime \}"/)]);
   });
 
+  test('rejects a candidate that does not train from the champion stage', () => {
+    const problems = problemsOf(edit('from: champion, objective: classify', 'from: base, objective: classify'));
+    expect(problems).toEqual(['stages.promote.candidate: candidate "train" does not train from the champion stage "champion", so each cycle would not build on the last; set "from: champion" in stage "train"']);
+  });
+
+  test("rejects a promote whose input is not fed by its collect (the test split would not be the cycle's new data)", () => {
+    const problems = problemsOf(edit('promote: { type: promote, input: split,', 'promote: { type: promote, input: general-split,'));
+    expect(problems).toEqual(['stages.promote.input: "general-split" does not descend from collect stage "collect", so its test split is not this cycle\'s new data; name the split stage fed by "collect"']);
+  });
+
+  test('rejects a replay stage whose reservoir no promote commits', () => {
+    expect(problemsOf(edit(', collect: collect, replay: replay }', ', collect: collect }'))).toEqual([
+      'stages.replay: replay stage "replay" is not named by promote stage "promote", so its reservoir is never committed and nothing is ever replayed; set "replay: replay" there',
+    ]);
+  });
+
   test('rejects a second promote stage', () => {
     const problems = problemsOf(`${continual}  promote-again: { type: promote, input: split, candidate: train, champion: champion, collect: collect }\n`);
     expect(problems).toEqual(['stages.promote-again: a pipeline has one continual state, so at most one promote stage; found promote, promote-again']);

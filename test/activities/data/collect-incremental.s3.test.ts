@@ -42,8 +42,8 @@ function recordingReader(reads: string[], reader: S3SourceReader = createS3Sourc
 
 /**
  * The real reader with listed times cut to whole seconds. MinIO lists LastModified in ms but AWS
- * S3 lists whole seconds, so on AWS an object written just after the mark often carries the mark's
- * own time; this makes that case reproducible here.
+ * S3 lists whole seconds, so on AWS an object written just after a listing often carries the time
+ * of an object that listing saw; this makes that case reproducible here.
  */
 function awsResolution(reader: S3SourceReader): S3SourceReader {
   return {
@@ -86,10 +86,9 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     const { Contents = [] } = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/` }));
     return new Map(Contents.map(({ Key, LastModified }) => [`s3://${bucket}/${Key}`, LastModified!.getTime()]));
   }
-  /** The expected watermark over `times`: the newest time and every name at it. */
-  function markOver(times: Map<string, number>): Watermark {
-    const at = Math.max(...times.values());
-    return { by: 'lastModified', at, namesAtMark: [...times].filter(([, t]) => t === at).map(([name]) => name).sort() };
+  /** The expected watermark over `times`: every listed object with its time, and the newest time. */
+  function watermarkOver(times: Map<string, number>): Watermark {
+    return { by: 'lastModified', at: Math.max(...times.values()), files: Object.fromEntries([...times].sort(([a], [b]) => (a < b ? -1 : 1))) };
   }
 
   const spec = (include?: string): CollectOptions =>
@@ -100,7 +99,7 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
   const cycle = (options: CollectOptions, since?: Watermark, reader = recordingReader(reads)): Promise<CollectResult> =>
     collectRecords(options, { baseDir: tmpdir(), seed: 1, s3: reader, ...(since ? { since } : {}) });
 
-  it('marks the newest listed LastModified, then reads nothing from an unchanged prefix', async () => {
+  it('keeps every listed LastModified, then reads nothing from an unchanged prefix', async () => {
     await put('a.txt', 'first mail');
     await put('b.txt', 'second mail');
     await put('c.txt', 'third mail');
@@ -112,13 +111,12 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
       ['second mail', uri('b.txt')],
       ['third mail', uri('c.txt')],
     ]);
-    expect(first.watermark).toEqual(markOver(times));
+    expect(first.watermark).toEqual(watermarkOver(times));
     expect(first.metrics.incremental).toEqual({ by: 'lastModified', previous: null, newFiles: 3, unchangedFiles: 0, newRecords: 3 });
-    // The mark comes from the listing, which MinIO gives in ms; HeadObject's Last-Modified header
+    // The times come from the listing, which MinIO gives in ms; HeadObject's Last-Modified header
     // is an HTTP date, whole seconds, so it agrees only to the second.
-    const newest = first.watermark!.namesAtMark![0];
-    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: newest.slice(`s3://${bucket}/`.length) }));
-    expect(head.LastModified!.getTime()).toBe(wholeSecond(first.watermark!.at!));
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: `${prefix}/c.txt` }));
+    expect(head.LastModified!.getTime()).toBe(wholeSecond(first.watermark!.files![uri('c.txt')]));
 
     reads.length = 0;
     const next = await cycle(spec(), stored(first.watermark));
@@ -135,7 +133,7 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     expect(next.watermark).toEqual(first.watermark);
   });
 
-  it('reads only an object put after the mark, with the same id a full read gives it', async () => {
+  it('reads only an object put after the first cycle, with the same id a full read gives it', async () => {
     await put('a.txt', 'first mail');
     await put('b.txt', 'second mail');
     const first = await cycle(spec());
@@ -153,13 +151,13 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
       unchangedFiles: 2,
       newRecords: 1,
     });
-    expect(watermark).toEqual({ by: 'lastModified', at: times.get(uri('c.txt')), namesAtMark: [uri('c.txt')] });
+    expect(watermark).toEqual(watermarkOver(times));
 
     const full = await cycle(CollectOptionsSchema.parse({ sources: [{ s3: `s3://${bucket}/${prefix}` }] }));
     expect(full.records.find((r) => r.text === 'third mail')?.id).toBe(records[0].id);
   });
 
-  it('reads an object listed with the same whole-second time as the mark, because its name is not at the mark', async () => {
+  it('reads an object listed with the same whole-second time as the newest one seen, because its name was not seen', async () => {
     const reader = awsResolution(recordingReader(reads));
     // Everything below takes well under a second, so all three objects share one listed second.
     await nextSecond();
@@ -170,23 +168,27 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
 
     const times = await listedTimes();
     const second = wholeSecond(times.get(uri('c.txt'))!);
-    // The case under test: without namesAtMark, c.txt (not newer than the mark) would be skipped.
-    expect(first.watermark).toEqual({ by: 'lastModified', at: second, namesAtMark: [uri('a.txt'), uri('b.txt')] });
+    // The case under test: c.txt is no newer than anything the first cycle saw.
+    expect(first.watermark).toEqual({ by: 'lastModified', at: second, files: { [uri('a.txt')]: second, [uri('b.txt')]: second } });
 
     reads.length = 0;
     const next = await cycle(spec(), stored(first.watermark), reader);
     expect(reads).toEqual([uri('c.txt')]);
     expect(next.records.map((r) => r.text)).toEqual(['same second']);
-    expect(next.watermark).toEqual({ by: 'lastModified', at: second, namesAtMark: [uri('a.txt'), uri('b.txt'), uri('c.txt')] });
+    expect(next.watermark).toEqual({
+      by: 'lastModified',
+      at: second,
+      files: { [uri('a.txt')]: second, [uri('b.txt')]: second, [uri('c.txt')]: second },
+    });
 
     const again = await cycle(spec(), stored(next.watermark), reader);
     expect(again.metrics.nothingNew).toBe(true);
   });
 
   // Intended: a rewritten object is new data, read again whole, with the ids it had (derived ids
-  // depend on name and position only). At whole-second resolution a rewrite within the mark's own
-  // second keeps a name already at the mark and is not seen, hence the wait and the AWS-resolution
-  // reader: a later second is new at either resolution.
+  // depend on name and position only). At whole-second resolution a rewrite within the second of
+  // the write the watermark holds keeps its listed time and is not seen, hence the wait and the
+  // AWS-resolution reader: a later second is new at either resolution.
   it('reads an object overwritten in a later second again, keeping its id', async () => {
     const reader = awsResolution(recordingReader(reads));
     await put('a.txt', 'first mail');
@@ -196,7 +198,7 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     await nextSecond();
     await put('a.txt', 'first mail, edited');
     const edited = (await listedTimes()).get(uri('a.txt'))!;
-    expect(wholeSecond(edited)).toBeGreaterThan(first.watermark!.at!);
+    expect(wholeSecond(edited)).toBeGreaterThan(first.watermark!.files![uri('a.txt')]);
 
     reads.length = 0;
     const { records, metrics, watermark } = await cycle(spec(), stored(first.watermark), reader);
@@ -204,7 +206,7 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     expect(records.map((r) => r.text)).toEqual(['first mail, edited']);
     expect(records[0].id).toBe(first.records[0].id);
     expect(metrics.incremental).toMatchObject({ newFiles: 1, unchangedFiles: 1 });
-    expect(watermark).toEqual({ by: 'lastModified', at: wholeSecond(edited), namesAtMark: [uri('a.txt')] });
+    expect(watermark?.files).toEqual({ [uri('a.txt')]: wholeSecond(edited), [uri('b.txt')]: first.watermark!.files![uri('b.txt')] });
   });
 
   it('applies the include glob, and keeps excluded objects out of the watermark', async () => {
@@ -218,8 +220,8 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     expect(first.metrics.sources).toEqual([
       { source: `s3://${bucket}/${prefix} (include *.txt)`, files: 1, bytes: 10, records: 1, kept: 1 },
     ]);
-    // notes.md was written last, but only selected objects move the mark.
-    expect(first.watermark).toEqual({ by: 'lastModified', at: times.get(uri('a.txt')), namesAtMark: [uri('a.txt')] });
+    // notes.md was written last, but only selected objects are kept.
+    expect(first.watermark).toEqual({ by: 'lastModified', at: times.get(uri('a.txt')), files: { [uri('a.txt')]: times.get(uri('a.txt')) } });
 
     await put('later.md', 'still not mail');
     await put('sub/later.txt', 'still nested');
@@ -234,17 +236,18 @@ function awsResolution(reader: S3SourceReader): S3SourceReader {
     const { records, watermark } = await cycle(spec('*.txt'), stored(unmatched.watermark));
     expect(reads).toEqual([uri('b.txt')]);
     expect(records.map((r) => r.text)).toEqual(['second mail']);
-    expect(watermark).toEqual({ by: 'lastModified', at: (await listedTimes()).get(uri('b.txt')), namesAtMark: [uri('b.txt')] });
+    const listed = await listedTimes();
+    expect(watermark?.files).toEqual({ [uri('a.txt')]: listed.get(uri('a.txt')), [uri('b.txt')]: listed.get(uri('b.txt')) });
   });
 
   it('is nothing new for a prefix that holds no objects yet, then reads the first to arrive', async () => {
     const empty = await cycle(spec());
     expect(empty.metrics).toMatchObject({ files: 0, records: 0, nothingNew: true });
-    expect(empty.watermark).toEqual({ by: 'lastModified' });
+    expect(empty.watermark).toEqual({ by: 'lastModified', files: {} });
 
     await put('a.txt', 'finally');
     const { records, watermark } = await cycle(spec(), stored(empty.watermark));
     expect(records.map((r) => r.text)).toEqual(['finally']);
-    expect(watermark).toEqual(markOver(await listedTimes()));
+    expect(watermark).toEqual(watermarkOver(await listedTimes()));
   });
 });

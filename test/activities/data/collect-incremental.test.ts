@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Watermark } from '../../../activities/continual/state';
@@ -50,10 +50,10 @@ describe('collectRecords incremental by mtime', () => {
     write('inbox/b.txt', 'second mail', time(2));
   });
 
-  it('reads everything on the first cycle and marks the newest mtime', async () => {
+  it('reads everything on the first cycle and keeps every file with its mtime', async () => {
     const { records, metrics, watermark } = await cycle(byMtime());
     expect(records.map((r) => r.text)).toEqual(['first mail', 'second mail']);
-    expect(watermark).toEqual({ by: 'mtime', at: time(2), namesAtMark: ['inbox/b.txt'] });
+    expect(watermark).toEqual({ by: 'mtime', at: time(2), files: { 'inbox/a.txt': time(1), 'inbox/b.txt': time(2) } });
     expect(metrics.incremental).toEqual({ by: 'mtime', previous: null, newFiles: 2, unchangedFiles: 0, newRecords: 2 });
     expect(metrics.nothingNew).toBe(false);
     expect(metrics.files).toBe(2);
@@ -73,27 +73,62 @@ describe('collectRecords incremental by mtime', () => {
     expect(next.watermark).toEqual(first.watermark);
   });
 
-  it('reads only a file added with a later mtime, with the same ids a full read gives it', async () => {
+  it('reads only a file added, with the same ids a full read gives it', async () => {
     const first = await cycle(byMtime());
     poison('inbox/a.txt');
     write('inbox/c.txt', 'third mail', time(3));
     const { records, metrics, watermark } = await cycle(byMtime(), stored(first.watermark));
     expect(records.map((r) => [r.text, r.meta?.source])).toEqual([['third mail', 'inbox/c.txt']]);
     expect(metrics.incremental).toEqual({ by: 'mtime', previous: time(2), newFiles: 1, unchangedFiles: 2, newRecords: 1 });
-    expect(watermark).toEqual({ by: 'mtime', at: time(3), namesAtMark: ['inbox/c.txt'] });
+    expect(watermark).toEqual({ by: 'mtime', at: time(3), files: { 'inbox/a.txt': time(1), 'inbox/b.txt': time(2), 'inbox/c.txt': time(3) } });
 
     write('inbox/a.txt', 'first mail', time(1));
     const full = await cycle(options({ sources: [{ path: 'inbox/*.txt' }] }));
     expect(full.records.find((r) => r.text === 'third mail')?.id).toBe(records[0].id);
   });
 
-  it('reads a new name written in the same millisecond as the mark, but not the names already at it', async () => {
+  it('reads a new name written in the same millisecond as the newest file seen, but not that file', async () => {
     const first = await cycle(byMtime());
     poison('inbox/b.txt');
     write('inbox/b2.txt', 'same tick', time(2));
     const { records, watermark } = await cycle(byMtime(), stored(first.watermark));
     expect(records.map((r) => r.text)).toEqual(['same tick']);
-    expect(watermark).toEqual({ by: 'mtime', at: time(2), namesAtMark: ['inbox/b.txt', 'inbox/b2.txt'] });
+    expect(watermark?.files).toEqual({ 'inbox/a.txt': time(1), 'inbox/b.txt': time(2), 'inbox/b2.txt': time(2) });
+  });
+
+  it('reads a file that lands with an mtime older than every file seen, as a rename into place does', async () => {
+    const first = await cycle(byMtime());
+    poison('inbox/a.txt');
+    poison('inbox/b.txt');
+    // Written before the first cycle listed b.txt, renamed into the glob after it: rename keeps the
+    // mtime, as do cp -p, rsync -t and unpacking an archive.
+    write('inbox/c.txt.part', 'renamed into place', time(1));
+    renameSync(path.join(base, 'inbox/c.txt.part'), path.join(base, 'inbox/c.txt'));
+    const { records, metrics, watermark } = await cycle(byMtime(), stored(first.watermark));
+    expect(records.map((r) => r.text)).toEqual(['renamed into place']);
+    expect(metrics.incremental).toEqual({ by: 'mtime', previous: time(2), newFiles: 1, unchangedFiles: 2, newRecords: 1 });
+    expect(watermark).toEqual({ by: 'mtime', at: time(2), files: { 'inbox/a.txt': time(1), 'inbox/b.txt': time(2), 'inbox/c.txt': time(1) } });
+  });
+
+  it('reads files listed after one with a future mtime (clock skew), which blocks nothing', async () => {
+    write('inbox/skewed.txt', 'from a fast clock', time(100_000));
+    const first = await cycle(byMtime());
+    expect(first.watermark?.at).toBe(time(100_000));
+    write('inbox/c.txt', 'third mail', time(3));
+    const { records } = await cycle(byMtime(), stored(first.watermark));
+    expect(records.map((r) => r.text)).toEqual(['third mail']);
+  });
+
+  it('drops files no longer listed, and reads one again when it comes back', async () => {
+    const first = await cycle(byMtime());
+    unlinkSync(path.join(base, 'inbox/a.txt'));
+    const without = await cycle(byMtime(), stored(first.watermark));
+    expect(without.metrics.nothingNew).toBe(true);
+    expect(without.watermark?.files).toEqual({ 'inbox/b.txt': time(2) });
+
+    write('inbox/a.txt', 'first mail', time(1));
+    const { records } = await cycle(byMtime(), stored(without.watermark));
+    expect(records.map((r) => r.text)).toEqual(['first mail']);
   });
 
   it('rounds sub-millisecond mtimes down, so the stored mark matches the file exactly', async () => {
@@ -112,11 +147,40 @@ describe('collectRecords incremental by mtime', () => {
     expect(records[0].id).toBe(first.records[0].id);
   });
 
+  it('reads a file again whose mtime moved back, as restoring an older copy does', async () => {
+    const first = await cycle(byMtime());
+    write('inbox/b.txt', 'second mail, restored', time(0));
+    const { records } = await cycle(byMtime(), stored(first.watermark));
+    expect(records.map((r) => r.text)).toEqual(['second mail, restored']);
+  });
+
+  it('does not see a file rewritten with its mtime set back to exactly what it was', async () => {
+    const first = await cycle(byMtime());
+    write('inbox/a.txt', 'first mail, edited', time(1));
+    const { metrics } = await cycle(byMtime(), stored(first.watermark));
+    expect(metrics.nothingNew).toBe(true);
+  });
+
+  it('honours a high-water mark kept by an earlier version once, then keeps every file', async () => {
+    const legacy: Watermark = { by: 'mtime', at: time(2), namesAtMark: ['inbox/b.txt'] };
+    poison('inbox/a.txt');
+    poison('inbox/b.txt');
+    write('inbox/b2.txt', 'same tick', time(2));
+    write('inbox/c.txt', 'third mail', time(3));
+    const { records, watermark } = await cycle(byMtime(), stored(legacy));
+    expect(records.map((r) => r.text)).toEqual(['same tick', 'third mail']);
+    expect(watermark).toEqual({
+      by: 'mtime',
+      at: time(3),
+      files: { 'inbox/a.txt': time(1), 'inbox/b.txt': time(2), 'inbox/b2.txt': time(2), 'inbox/c.txt': time(3) },
+    });
+  });
+
   it('applies limit to the new records only, while the watermark covers every listed file', async () => {
     write('inbox/c.txt', 'third mail', time(3));
     const first = await cycle(byMtime({ limit: 1 }));
     expect(first.records).toHaveLength(1);
-    expect(first.watermark).toEqual({ by: 'mtime', at: time(3), namesAtMark: ['inbox/c.txt'] });
+    expect(Object.keys(first.watermark?.files ?? {})).toEqual(['inbox/a.txt', 'inbox/b.txt', 'inbox/c.txt']);
 
     write('inbox/d.txt', 'fourth mail', time(4));
     write('inbox/e.txt', 'fifth mail', time(4));
@@ -139,7 +203,7 @@ describe('collectRecords incremental by mtime', () => {
     write('outbox/x.txt', 'sent mail', time(2));
     const spec = byMtime({ sources: [{ path: 'inbox/*.txt' }, { path: 'outbox/*.txt' }] });
     const first = await cycle(spec);
-    expect(first.watermark).toEqual({ by: 'mtime', at: time(2), namesAtMark: ['inbox/b.txt', 'outbox/x.txt'] });
+    expect(first.watermark).toEqual({ by: 'mtime', at: time(2), files: { 'inbox/a.txt': time(1), 'inbox/b.txt': time(2), 'outbox/x.txt': time(2) } });
     expect(first.metrics.sources.map((s) => [s.source, s.files])).toEqual([
       ['inbox/*.txt', 2],
       ['outbox/*.txt', 1],
@@ -154,7 +218,7 @@ describe('collectRecords incremental by mtime', () => {
     write('inbox/c.txt', '  \n', time(3));
     const { metrics, watermark } = await cycle(byMtime(), stored(first.watermark));
     expect(metrics).toMatchObject({ files: 1, records: 0, nothingNew: true, removed: { emptySegments: 1 } });
-    expect(watermark).toEqual({ by: 'mtime', at: time(3), namesAtMark: ['inbox/c.txt'] });
+    expect(watermark?.files).toHaveProperty(['inbox/c.txt'], time(3));
   });
 });
 
@@ -165,7 +229,7 @@ describe('collectRecords incremental: an empty inbox', () => {
     expect(records).toEqual([]);
     expect(metrics).toMatchObject({ files: 0, records: 0, nothingNew: true });
     expect(metrics.incremental).toEqual({ by: 'mtime', previous: null, newFiles: 0, unchangedFiles: 0, newRecords: 0 });
-    expect(watermark).toEqual({ by: 'mtime' });
+    expect(watermark).toEqual({ by: 'mtime', files: {} });
     await expect(cycle(options({ sources: [{ path: 'inbox/*.txt' }] }))).rejects.toThrow(EmptySourceError);
   });
 
@@ -174,7 +238,7 @@ describe('collectRecords incremental: an empty inbox', () => {
     write('inbox/a.txt', 'finally', time(1));
     const { records, watermark } = await cycle(byMtime(), stored(empty.watermark));
     expect(records.map((r) => r.text)).toEqual(['finally']);
-    expect(watermark).toEqual({ by: 'mtime', at: time(1), namesAtMark: ['inbox/a.txt'] });
+    expect(watermark).toEqual({ by: 'mtime', at: time(1), files: { 'inbox/a.txt': time(1) } });
   });
 });
 
@@ -233,7 +297,7 @@ describe('collectRecords incremental by lastModified (S3)', () => {
   }
   const spec = options({ sources: [{ s3: 's3://inbox/mail' }], incremental: { by: 'lastModified' } });
 
-  it('reads only objects modified after the watermark', async () => {
+  it('reads only objects the watermark does not hold with their time', async () => {
     const objects: Record<string, Stored> = {
       's3://inbox/mail/a.txt': { body: 'a', lastModified: time(1) },
       's3://inbox/mail/b.txt': { body: 'b', lastModified: time(2) },
@@ -241,20 +305,26 @@ describe('collectRecords incremental by lastModified (S3)', () => {
     const reads: string[] = [];
     const first = await collectRecords(spec, { baseDir: base, seed: 1, s3: fakeS3(objects, reads) });
     expect(first.records.map((r) => r.text)).toEqual(['a', 'b']);
-    expect(first.watermark).toEqual({ by: 'lastModified', at: time(2), namesAtMark: ['s3://inbox/mail/b.txt'] });
+    expect(first.watermark).toEqual({
+      by: 'lastModified',
+      at: time(2),
+      files: { 's3://inbox/mail/a.txt': time(1), 's3://inbox/mail/b.txt': time(2) },
+    });
 
+    // An upload in flight during the first listing appears later with a LastModified from before it.
     objects['s3://inbox/mail/c.txt'] = { body: 'c', lastModified: time(3) };
+    objects['s3://inbox/mail/late.txt'] = { body: 'late', lastModified: time(1) };
     reads.length = 0;
     const next = await collectRecords(spec, { baseDir: base, seed: 1, s3: fakeS3(objects, reads), since: stored(first.watermark) });
-    expect(reads).toEqual(['s3://inbox/mail/c.txt']);
-    expect(next.records.map((r) => r.text)).toEqual(['c']);
-    expect(next.metrics.incremental).toEqual({ by: 'lastModified', previous: time(2), newFiles: 1, unchangedFiles: 2, newRecords: 1 });
+    expect(reads).toEqual(['s3://inbox/mail/c.txt', 's3://inbox/mail/late.txt']);
+    expect(next.records.map((r) => r.text)).toEqual(['c', 'late']);
+    expect(next.metrics.incremental).toEqual({ by: 'lastModified', previous: time(2), newFiles: 2, unchangedFiles: 2, newRecords: 2 });
   });
 
   it('is nothing new for an empty prefix', async () => {
     const { metrics, watermark } = await collectRecords(spec, { baseDir: base, seed: 1, s3: fakeS3({}, []) });
     expect(metrics.nothingNew).toBe(true);
-    expect(watermark).toEqual({ by: 'lastModified' });
+    expect(watermark).toEqual({ by: 'lastModified', files: {} });
   });
 
   it('rejects a listing without LastModified times', async () => {

@@ -21,61 +21,62 @@ function thrownBy(run: () => unknown): Error {
 }
 
 describe('isNewFile', () => {
-  const since: Watermark = { by: 'mtime', at: T, namesAtMark: ['a.txt'] };
+  const since: Watermark = { by: 'mtime', at: T + 5, files: { 'a.txt': T, 'b.txt': T + 5 } };
 
-  it('treats everything as new without a watermark, or with one that has no time yet', () => {
+  it('treats everything as new without a watermark, or with one that has seen no file', () => {
     expect(isNewFile('a.txt', 0, undefined)).toBe(true);
     expect(isNewFile('a.txt', 0, { by: 'mtime' })).toBe(true);
+    expect(isNewFile('a.txt', 0, { by: 'mtime', files: {} })).toBe(true);
   });
 
-  it('is new after the mark, old before it', () => {
-    expect(isNewFile('a.txt', T + 1, since)).toBe(true);
-    expect(isNewFile('b.txt', T - 1, since)).toBe(false);
-  });
-
-  it('at exactly the mark, is new only under a name not seen at the mark', () => {
+  it('is not new under a name seen with the same time', () => {
     expect(isNewFile('a.txt', T, since)).toBe(false);
+    expect(isNewFile('b.txt', T + 5, since)).toBe(false);
+  });
+
+  it('is new under a name not seen, whatever its time, even older than every file seen', () => {
+    expect(isNewFile('c.txt', T - 1000, since)).toBe(true);
+    expect(isNewFile('c.txt', T + 5, since)).toBe(true);
+  });
+
+  it('is new under a seen name whose time changed, either way', () => {
+    expect(isNewFile('a.txt', T + 1, since)).toBe(true);
     expect(isNewFile('b.txt', T, since)).toBe(true);
+  });
+
+  it('honours a high-water mark written before per-file watermarks as it was written', () => {
+    const legacy: Watermark = { by: 'mtime', at: T, namesAtMark: ['a.txt'] };
+    expect(isNewFile('old.txt', T - 1, legacy)).toBe(false);
+    expect(isNewFile('a.txt', T, legacy)).toBe(false);
+    expect(isNewFile('b.txt', T, legacy)).toBe(true);
+    expect(isNewFile('c.txt', T + 1, legacy)).toBe(true);
   });
 });
 
 describe('advanceTimeWatermark', () => {
-  it('moves to the newest time of every listed file and keeps the sorted names at it', () => {
-    const next = advanceTimeWatermark('mtime', undefined, [
+  it('holds every listed file with its time, sorted by name, and the newest time as `at`', () => {
+    const next = advanceTimeWatermark('mtime', [
       { name: 'z.txt', timeMs: T + 5 },
       { name: 'old.txt', timeMs: T },
       { name: 'a.txt', timeMs: T + 5 },
     ]);
-    expect(next).toEqual({ by: 'mtime', at: T + 5, namesAtMark: ['a.txt', 'z.txt'] });
+    expect(next).toEqual({ by: 'mtime', at: T + 5, files: { 'a.txt': T + 5, 'old.txt': T, 'z.txt': T + 5 } });
+    expect(Object.keys(next.files!)).toEqual(['a.txt', 'old.txt', 'z.txt']);
   });
 
-  it('drops the previous names when the mark moves', () => {
-    const since: Watermark = { by: 'lastModified', at: T, namesAtMark: ['s3://b/a'] };
-    expect(advanceTimeWatermark('lastModified', since, [{ name: 's3://b/c', timeMs: T + 1 }])).toEqual({
-      by: 'lastModified',
-      at: T + 1,
-      namesAtMark: ['s3://b/c'],
-    });
-  });
-
-  it('adds to the previous names when a file lands exactly on an unmoved mark', () => {
-    const since: Watermark = { by: 'mtime', at: T, namesAtMark: ['b.txt'] };
-    const next = advanceTimeWatermark('mtime', since, [
-      { name: 'b.txt', timeMs: T },
-      { name: 'a.txt', timeMs: T },
-      { name: 'older.txt', timeMs: T - 10 },
+  it('is the listing alone: a file no longer listed is dropped, so it is new if it comes back', () => {
+    const since = advanceTimeWatermark('lastModified', [
+      { name: 's3://b/a', timeMs: T },
+      { name: 's3://b/gone', timeMs: T + 9 },
     ]);
-    expect(next).toEqual({ by: 'mtime', at: T, namesAtMark: ['a.txt', 'b.txt'] });
+    const next = advanceTimeWatermark('lastModified', [{ name: 's3://b/a', timeMs: T }]);
+    expect(next).toEqual({ by: 'lastModified', at: T, files: { 's3://b/a': T } });
+    expect(isNewFile('s3://b/gone', T + 9, since)).toBe(false);
+    expect(isNewFile('s3://b/gone', T + 9, next)).toBe(true);
   });
 
-  it('keeps the previous mark when files are older or nothing is listed', () => {
-    const since: Watermark = { by: 'mtime', at: T, namesAtMark: ['b.txt'] };
-    expect(advanceTimeWatermark('mtime', since, [{ name: 'x.txt', timeMs: T - 1 }])).toEqual(since);
-    expect(advanceTimeWatermark('mtime', since, [])).toEqual(since);
-  });
-
-  it('has no time before any file was ever listed', () => {
-    expect(advanceTimeWatermark('mtime', undefined, [])).toEqual({ by: 'mtime' });
+  it('has no time, and holds no file, when nothing is listed', () => {
+    expect(advanceTimeWatermark('mtime', [])).toEqual({ by: 'mtime', files: {} });
   });
 });
 
@@ -91,15 +92,20 @@ describe('advanceIdWatermark', () => {
 
 describe('encodeWatermark / decodeWatermark', () => {
   it('round-trips exactly through gzip JSON', () => {
-    const time: Watermark = { by: 'mtime', at: Math.floor(1_700_000_000_123.987), namesAtMark: ['a b.txt', 'npm:pkg/é.txt'] };
+    const time: Watermark = { by: 'mtime', at: Math.floor(1_700_000_000_123.987), files: { 'a b.txt': T, 'npm:pkg/é.txt': Math.floor(1_700_000_000_123.987) } };
     const ids: Watermark = { by: 'id', ids: Array.from({ length: 1000 }, (_, i) => `id-${i}`).sort() };
-    for (const watermark of [time, ids, { by: 'lastModified' } as Watermark]) {
+    for (const watermark of [time, ids, { by: 'lastModified', files: {} } as Watermark]) {
       const encoded = encodeWatermark(watermark);
       expect(JSON.parse(gunzipSync(encoded).toString('utf8'))).toEqual(watermark);
       expect(decodeWatermark(encoded, 'mem://w')).toEqual(watermark);
     }
     // Repetitive id sets are what the compression is for.
     expect(encodeWatermark(ids).length).toBeLessThan(JSON.stringify(ids).length / 4);
+  });
+
+  it('reads a high-water mark written before per-file watermarks, to be honoured once', () => {
+    const legacy = { by: 'lastModified', at: T, namesAtMark: ['s3://b/a'] };
+    expect(decodeWatermark(gzipSync(JSON.stringify(legacy)), 'old')).toEqual(legacy);
   });
 
   it('rejects data that is not gzip, naming where it came from, as non-retryable', () => {
@@ -118,6 +124,9 @@ describe('encodeWatermark / decodeWatermark', () => {
     expect(error.message).toMatch(/^watermark "w2" is not a watermark \(by: Invalid option: expected one of "mtime"\|"lastModified"\|"id"\);/);
     expect(() => decodeWatermark(gzipSync(JSON.stringify({ by: 'mtime', at: 1.5 })), 'w3')).toThrow(/"w3" is not a watermark \(at: .*int/);
     expect(() => decodeWatermark(gzipSync(JSON.stringify({ by: 'id', ids: [1] })), 'w4')).toThrow(/"w4" is not a watermark \(ids\.0: .*string/);
+    expect(() => decodeWatermark(gzipSync(JSON.stringify({ by: 'mtime', files: { 'a.txt': '2026' } })), 'w6')).toThrow(
+      /"w6" is not a watermark \(files\.a\.txt: .*number/,
+    );
     expect(() => decodeWatermark(gzipSync('[]'), 'w5')).toThrow(/"w5" is not a watermark \(the value: .*object/);
   });
 });
