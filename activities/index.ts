@@ -56,14 +56,19 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
     clean: defineStage(store, async (ctx) => {
       const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
       ctx.progress({ phase: 'cleaning', records: records.length });
-      const { records: cleaned, metrics } = cleanRecords(records, ctx.input.config as CleanOptions);
+      const { records: cleaned, metrics } = await cleanRecords(records, ctx.input.config as CleanOptions, {
+        onProgress: ({ phase, done, total }) => ctx.progress({ phase: `cleaning: ${phase}`, done, total, records: records.length }),
+      });
       return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), cleaned) }, metrics };
     }),
 
     split: defineStage(store, async (ctx) => {
       const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
       ctx.progress({ phase: 'splitting', records: records.length });
-      const { splits, metrics } = splitRecords(records, ctx.input.config as SplitOptions, { seed: ctx.input.seed });
+      const { splits, metrics } = await splitRecords(records, ctx.input.config as SplitOptions, {
+        seed: ctx.input.seed,
+        onProgress: ({ phase, done, total }) => ctx.progress({ phase: `splitting: ${phase}`, done, total, records: records.length }),
+      });
       const outputs = {
         train: await writeJsonl(store, ctx.outputKey('train.jsonl'), splits.train),
         validation: await writeJsonl(store, ctx.outputKey('validation.jsonl'), splits.validation),
@@ -82,6 +87,7 @@ export function createActivities({ store, translators = {} }: ActivityDependenci
         seed: ctx.input.seed,
         synonyms: loadWordNetSynonyms(),
         translators: allTranslators,
+        onProgress: ({ phase, done, total }) => ctx.progress({ phase, done, total, records: train.length }),
       });
       const outputs = { train: await writeJsonl(store, ctx.outputKey('train.jsonl'), records), validation: split.validation, test: split.test };
       return { outputs, metrics };

@@ -15,7 +15,7 @@ export interface StageContext {
   /** Fires when the run is cancelled or the attempt times out; long loops check it. */
   signal: AbortSignal;
   attempt: number;
-  /** Records progress as heartbeat details (what `status` shows); the SDK throttles the sends. */
+  /** Records progress as heartbeat details (what `status` shows); the SDK throttles the sends. Throws once the stage is cancelled. */
   progress(details: Record<string, unknown>): void;
   /** Details of the previous attempt's last heartbeat (e.g. its latest checkpoint), on a retry. */
   resumeDetails?: Record<string, unknown>;
@@ -74,6 +74,8 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           signal: context.cancellationSignal,
           attempt,
           progress(next) {
+            // A cancelled stage stops at its next progress report, wherever it is.
+            if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
             details = next;
             context.heartbeat(details);
           },

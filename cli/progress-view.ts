@@ -24,6 +24,7 @@ export function describeStage(stage: StageProgress): string {
   if (stage.status === 'running') {
     if (stage.attempts > 1) parts.push(`attempt ${stage.attempts}`);
     if (typeof hb.phase === 'string') parts.push(hb.phase);
+    if (typeof hb.done === 'number' && typeof hb.total === 'number') parts.push(`${hb.done}/${hb.total}`);
     if (typeof hb.step === 'number' && typeof hb.totalSteps === 'number') parts.push(`step ${hb.step}/${hb.totalSteps}`);
     if (typeof hb.loss === 'number') parts.push(`loss ${hb.loss.toFixed(3)}`);
     if (typeof hb.tokensPerSec === 'number') parts.push(`${Math.round(hb.tokensPerSec)} tok/s`);

@@ -1,5 +1,6 @@
 import type { AugmentOptions } from '../../pipelines/stage-types';
 import { TranslatorOutputError } from './errors';
+import { Pacer, type ProgressListener } from './minhash';
 import { createRandom, seedFrom, shuffleInPlace, type Random } from './random';
 import type { DataRecord } from './record';
 import type { SynonymSource } from './synonym-source';
@@ -22,6 +23,8 @@ export interface AugmentContext {
   synonyms: SynonymSource;
   /** Translators by name, in addition to the built-in `identity`. */
   translators?: Readonly<Record<string, Translator>>;
+  /** Called as the work advances (phases `back-translating`, then `augmenting`); default none. */
+  onProgress?: ProgressListener;
 }
 
 /** Word-level edits made, summed over all copies. */
@@ -60,6 +63,7 @@ const WORD_PARTS = /^([^\p{L}\p{N}]*)([\p{L}\p{N}](?:[\p{L}\p{N}'-]*[\p{L}\p{N}]
  * language), then gets synonym replacement, random insertion, random swap and random deletion, in
  * that order. Replacement/insertion/swap edit max(1, round(rate × words)) words when their rate is
  * above 0; deletion drops each word with its probability but never every word.
+ * Gives the event loop a turn every few tens of milliseconds, so the stage's heartbeats keep going.
  */
 export async function augmentRecords(
   records: readonly DataRecord[],
@@ -77,21 +81,27 @@ export async function augmentRecords(
   };
   if (options.factor === 0) return { records: [...records], metrics };
 
+  const pacer = new Pacer(ctx.onProgress);
   const bases = records.map((r) => r.text);
   if (options.backTranslation) {
     const { translator: name, pivot } = options.backTranslation;
     const translator = resolveTranslator(name, ctx.translators);
     for (let start = 0; start < records.length; start += TRANSLATION_BATCH) {
+      // A local translator's promises resolve as microtasks, which starve timers like a plain loop.
+      if (pacer.due()) await pacer.turn('back-translating', start, records.length);
       const batch = bases.slice(start, start + TRANSLATION_BATCH);
       const there = await translateChecked(translator, name, batch, SOURCE_LANGUAGE, pivot);
       const back = await translateChecked(translator, name, there, pivot, SOURCE_LANGUAGE);
       bases.splice(start, back.length, ...back);
     }
+    pacer.finish('back-translating', records.length);
     metrics.backTranslated = records.length;
   }
 
   const output: DataRecord[] = [];
-  for (const [index, record] of records.entries()) {
+  for (let index = 0; index < records.length; index++) {
+    if (pacer.due()) await pacer.turn('augmenting', index, records.length);
+    const record = records[index];
     output.push(record);
     for (let k = 1; k <= options.factor; k++) {
       const random = createRandom(seedFrom(ctx.seed, `augment\u0000${record.id}\u0000${k}`));
@@ -106,6 +116,7 @@ export async function augmentRecords(
       metrics.copies++;
     }
   }
+  pacer.finish('augmenting', records.length);
   metrics.output = output.length;
   return { records: output, metrics };
 }

@@ -3,7 +3,7 @@ import { sha256Hex } from './hash';
 import { stripHtml } from './html';
 import { stripMailHeaders } from './mail-headers';
 import { NoRecordsLeftError } from './errors';
-import { findNearDuplicates, validateNearDedup } from './minhash';
+import { findNearDuplicates, Pacer, validateNearDedup, type ProgressListener } from './minhash';
 import type { DataRecord } from './record';
 import { redactSensitive, type RedactionCounts } from './redact';
 
@@ -25,6 +25,14 @@ export type CleanMetrics = {
   /** Near-duplicate search effort: pairs compared after LSH. */
   nearDuplicateCandidatePairs: number;
 };
+
+/** What cleanRecords needs besides its options. */
+export interface CleanContext {
+  /** Called as the work advances (phases `cleaning records`, then near-dedup's); default none. */
+  onProgress?: ProgressListener;
+}
+
+const CLEANING = 'cleaning records';
 
 /** Collapses horizontal whitespace runs to one space, 3+ newlines to a blank line, and trims. */
 export function collapseWhitespace(text: string): string {
@@ -51,11 +59,13 @@ function codePointLength(text: string): number {
  * redact → length filters → exact dedup → near dedup. Dedup runs on cleaned text and keeps the first
  * record of each duplicate group (input order), so the result depends only on the input and options.
  * Throws NoRecordsLeftError when no record is left: an empty dataset would only fail later, less clearly.
+ * Gives the event loop a turn every few tens of milliseconds, so the stage's heartbeats keep going.
  */
-export function cleanRecords(
+export async function cleanRecords(
   records: readonly DataRecord[],
   options: CleanOptions,
-): { records: DataRecord[]; metrics: CleanMetrics } {
+  ctx: CleanContext = {},
+): Promise<{ records: DataRecord[]; metrics: CleanMetrics }> {
   if (options.nearDedup !== false) validateNearDedup(options.nearDedup, 'nearDedup');
   const metrics: CleanMetrics = {
     input: records.length,
@@ -72,7 +82,10 @@ export function cleanRecords(
   const survivors: DataRecord[] = [];
   const seenTexts = new Set<string>();
   let longest = 0;
-  for (const record of records) {
+  const pacer = new Pacer(ctx.onProgress);
+  for (let i = 0; i < records.length; i++) {
+    if (pacer.due()) await pacer.turn(CLEANING, i, records.length);
+    const record = records[i];
     let text = record.text;
     if (options.normalize !== 'none') {
       const normalized = text.normalize(options.normalize);
@@ -126,13 +139,15 @@ export function cleanRecords(
     }
     survivors.push(text === record.text ? record : { ...record, text });
   }
+  pacer.finish(CLEANING, records.length);
 
   let output = survivors;
   if (options.nearDedup !== false && survivors.length > 1) {
-    const clusters = findNearDuplicates(
+    const clusters = await findNearDuplicates(
       survivors.map((r) => r.text),
       options.nearDedup,
       'nearDedup',
+      pacer,
     );
     metrics.nearDuplicateCandidatePairs = clusters.candidatePairs;
     output = survivors.filter((_, i) => clusters.representative[i] === i);

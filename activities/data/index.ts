@@ -15,11 +15,19 @@ export {
   type S3SourceReader,
   type S3SourceReaderOptions,
 } from './s3-source';
-export { cleanRecords, collapseWhitespace, type CleanMetrics } from './clean';
+export { cleanRecords, collapseWhitespace, type CleanContext, type CleanMetrics } from './clean';
 export { redactSensitive, passesLuhn, type RedactOptions, type RedactionCounts } from './redact';
 export { stripHtml, decodeEntities } from './html';
 export { stripMailHeaders } from './mail-headers';
-export { findNearDuplicates, shingleHashes, estimatedJaccard, type NearDuplicateClusters } from './minhash';
+export {
+  findNearDuplicates,
+  shingleHashes,
+  estimatedJaccard,
+  Pacer,
+  type DataProgress,
+  type NearDuplicateClusters,
+  type ProgressListener,
+} from './minhash';
 export {
   augmentRecords,
   type AugmentContext,
@@ -29,4 +37,4 @@ export {
 export { synonymsFromTable, type SynonymSource } from './synonym-source';
 export { loadWordNetSynonyms } from './wordnet';
 export { identityTranslator, resolveTranslator, type Translator } from './translator';
-export { splitRecords, SPLIT_NAMES, type SplitMetrics, type SplitName } from './split';
+export { splitRecords, SPLIT_NAMES, type SplitContext, type SplitMetrics, type SplitName } from './split';

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NearDedupOptions } from '../../pipelines/stage-types';
 import { InvalidOptionError } from './errors';
 import { fmix32 } from './hash';
@@ -15,6 +17,52 @@ const imul = Math.imul;
 // 4. candidates whose estimated Jaccard (fraction of agreeing positions) reaches `threshold` are
 //    joined with union-find, so clusters are transitive and each is represented by its first text.
 // All arithmetic is 32-bit (Math.imul), which is what keeps ~6k mails to a few seconds.
+
+/** How far a long data step has got, reported whenever it gives the event loop a turn. */
+export interface DataProgress {
+  /** What is being computed, e.g. `near-duplicate signatures`. */
+  phase: string;
+  /** Items of this phase done so far. */
+  done: number;
+  /** Items in this phase. */
+  total: number;
+}
+
+/** Receives progress of a long data step; called at most every TURN_INTERVAL_MS, and once per phase at its end. */
+export type ProgressListener = (progress: DataProgress) => void;
+
+/** Longest a data step holds the event loop: well under the stage runner's heartbeat interval (≥ 1 s). */
+const TURN_INTERVAL_MS = 50;
+
+/**
+ * Paces a long synchronous loop: `due()` (a clock read, cheap enough per item) says when
+ * TURN_INTERVAL_MS have passed since the last turn, and `turn()` reports progress and lets the
+ * event loop run, so timers such as the stage runner's heartbeat fire while the loop computes
+ * (DESIGN invariant 5). Time-based, so fast inputs pay nothing. A turn never changes a result: the
+ * loops keep their state local.
+ */
+export class Pacer {
+  private last = performance.now();
+
+  constructor(private readonly onProgress?: ProgressListener) {}
+
+  /** Whether the loop has held the event loop long enough to owe it a turn. */
+  due(): boolean {
+    return performance.now() - this.last >= TURN_INTERVAL_MS;
+  }
+
+  /** Reports progress, then yields to the event loop (timers and I/O run before this resolves). */
+  async turn(phase: string, done: number, total: number): Promise<void> {
+    this.onProgress?.({ phase, done, total });
+    await nextTurn();
+    this.last = performance.now();
+  }
+
+  /** Reports a finished phase, so every phase's reports end at done = total. */
+  finish(phase: string, total: number): void {
+    this.onProgress?.({ phase, done: total, total });
+  }
+}
 
 /** Near-duplicate clusters over a list of texts. */
 export interface NearDuplicateClusters {
@@ -142,21 +190,32 @@ export function validateNearDedup(options: NearDedupOptions, option: string): vo
   }
 }
 
-/** Clusters near-duplicate texts; `option` names the options in error messages (default `nearDedup`). */
-export function findNearDuplicates(
+const SIGNATURES = 'near-duplicate signatures';
+const CANDIDATES = 'near-duplicate candidates';
+
+/**
+ * Clusters near-duplicate texts; `option` names the options in error messages (default `nearDedup`).
+ * Gives the event loop turns through `pacer` (phases `near-duplicate signatures`, then
+ * `near-duplicate candidates`); default: a pacer of its own that reports nothing.
+ */
+export async function findNearDuplicates(
   texts: readonly string[],
   options: NearDedupOptions,
   option = 'nearDedup',
-): NearDuplicateClusters {
+  pacer = new Pacer(),
+): Promise<NearDuplicateClusters> {
   validateNearDedup(options, option);
   const { numPermutations, bands, threshold, shingleSize } = options;
   const rows = numPermutations / bands;
   const minHash = createMinHasher(numPermutations);
-  const signatures: Array<Uint32Array | undefined> = texts.map((text) => {
-    const shingles = shingleHashes(text, shingleSize);
+  const signatures: Array<Uint32Array | undefined> = [];
+  for (let i = 0; i < texts.length; i++) {
+    if (pacer.due()) await pacer.turn(SIGNATURES, i, texts.length);
+    const shingles = shingleHashes(texts[i], shingleSize);
     // A text without words has no shingles and nothing to be similar by.
-    return shingles.length === 0 ? undefined : minHash(shingles);
-  });
+    signatures.push(shingles.length === 0 ? undefined : minHash(shingles));
+  }
+  pacer.finish(SIGNATURES, texts.length);
 
   const parent = new Int32Array(texts.length);
   for (let i = 0; i < parent.length; i++) parent[i] = i;
@@ -175,6 +234,7 @@ export function findNearDuplicates(
   let candidatePairs = 0;
   let similarPairs = 0;
   for (let i = 0; i < texts.length; i++) {
+    if (pacer.due()) await pacer.turn(CANDIDATES, i, texts.length);
     const signature = signatures[i];
     if (!signature) continue;
     for (let band = 0; band < bands; band++) {
@@ -205,6 +265,7 @@ export function findNearDuplicates(
       members.push(i);
     }
   }
+  pacer.finish(CANDIDATES, texts.length);
 
   const representative = new Int32Array(texts.length);
   for (let i = 0; i < texts.length; i++) representative[i] = find(i);

@@ -1,7 +1,7 @@
 import type { SplitOptions } from '../../pipelines/stage-types';
 import { allocateStrata } from './allocation';
 import { InvalidRatiosError } from './errors';
-import { findNearDuplicates, validateNearDedup } from './minhash';
+import { findNearDuplicates, Pacer, validateNearDedup, type ProgressListener } from './minhash';
 import { createRandom, seedFrom, shuffleInPlace } from './random';
 import type { DataRecord } from './record';
 
@@ -27,6 +27,14 @@ export type SplitMetrics = {
   movedToKeepGroupsWhole: number;
 };
 
+/** What splitRecords needs besides its options. */
+export interface SplitContext {
+  /** Run seed; the same seed and records give the same splits. */
+  seed: number;
+  /** Called as the work advances (near-dedup's phases, then `grouping`, `assigning`, `distributing`); default none. */
+  onProgress?: ProgressListener;
+}
+
 /** A label's records, as whole groups. */
 interface Stratum {
   key: string;
@@ -45,17 +53,19 @@ const UNLABELED = '\uffff(unlabeled)';
  * each into the split furthest below its target — so no near-duplicate pair straddles two splits;
  * the price is counts off by at most the size of the groups involved (`movedToKeepGroupsWhole`).
  * Seeded: the same seed and records give the same splits. Each split keeps input order.
+ * Gives the event loop a turn every few tens of milliseconds, so the stage's heartbeats keep going.
  */
-export function splitRecords(
+export async function splitRecords(
   records: readonly DataRecord[],
   options: SplitOptions,
-  ctx: { seed: number },
-): { splits: Record<SplitName, DataRecord[]>; metrics: SplitMetrics } {
+  ctx: SplitContext,
+): Promise<{ splits: Record<SplitName, DataRecord[]>; metrics: SplitMetrics }> {
   const ratios = SPLIT_NAMES.map((name) => options.ratios[name]);
   if (Math.abs(ratios[0] + ratios[1] + ratios[2] - 1) > RATIO_TOLERANCE) throw new InvalidRatiosError(options.ratios);
   if (options.groupNearDuplicates !== false) validateNearDedup(options.groupNearDuplicates, 'groupNearDuplicates');
 
-  const groups = groupRecords(records, options);
+  const pacer = new Pacer(ctx.onProgress);
+  const groups = await groupRecords(records, options, pacer);
   const stratified = options.stratify && records.some((r) => r.label !== undefined);
   const strata = stratify(groups, records, stratified);
   const targets = allocateStrata(
@@ -65,13 +75,16 @@ export function splitRecords(
 
   const assignment = new Int8Array(records.length);
   let moved = 0;
-  strata.forEach((stratum, s) => {
+  let placed = 0;
+  for (const [s, stratum] of strata.entries()) {
     const random = createRandom(seedFrom(ctx.seed, `split\u0000${stratum.key}`));
     // Shuffle for randomness, then stable-sort big groups first: singletons placed last fill the
     // remaining room exactly.
     const order = shuffleInPlace([...stratum.groups], random).sort((a, b) => b.length - a.length);
     const assigned = [0, 0, 0];
     for (const group of order) {
+      if (pacer.due()) await pacer.turn('assigning', placed, groups.length);
+      placed++;
       let best = -1;
       for (let j = 0; j < 3; j++) {
         if (ratios[j] === 0) continue;
@@ -81,17 +94,21 @@ export function splitRecords(
       for (const index of group) assignment[index] = best;
     }
     for (let j = 0; j < 3; j++) moved += Math.max(0, assigned[j] - targets[s][j]);
-  });
+  }
+  pacer.finish('assigning', groups.length);
 
   const splits: Record<SplitName, DataRecord[]> = { train: [], validation: [], test: [] };
   const labelCounts = SPLIT_NAMES.map(() => new Map<string, number>());
-  records.forEach((record, i) => {
+  for (let i = 0; i < records.length; i++) {
+    if (pacer.due()) await pacer.turn('distributing', i, records.length);
+    const record = records[i];
     splits[SPLIT_NAMES[assignment[i]]].push(record);
     if (record.label !== undefined) {
       const counts = labelCounts[assignment[i]];
       counts.set(record.label, (counts.get(record.label) ?? 0) + 1);
     }
-  });
+  }
+  pacer.finish('distributing', records.length);
 
   const multi = groups.filter((g) => g.length > 1);
   const sortedObject = (counts: Map<string, number>): Record<string, number> =>
@@ -112,16 +129,18 @@ export function splitRecords(
 }
 
 /** Record indices grouped by near-duplicate cluster (or one group per record), ordered by first index. */
-function groupRecords(records: readonly DataRecord[], options: SplitOptions): number[][] {
+async function groupRecords(records: readonly DataRecord[], options: SplitOptions, pacer: Pacer): Promise<number[][]> {
   if (options.groupNearDuplicates === false) return records.map((_, i) => [i]);
-  const { representative } = findNearDuplicates(
+  const { representative } = await findNearDuplicates(
     records.map((r) => r.text),
     options.groupNearDuplicates,
     'groupNearDuplicates',
+    pacer,
   );
   const byRepresentative = new Map<number, number[]>();
   const groups: number[][] = [];
-  records.forEach((_, i) => {
+  for (let i = 0; i < records.length; i++) {
+    if (pacer.due()) await pacer.turn('grouping', i, records.length);
     const root = representative[i];
     let group = byRepresentative.get(root);
     if (!group) {
@@ -130,7 +149,8 @@ function groupRecords(records: readonly DataRecord[], options: SplitOptions): nu
       groups.push(group);
     }
     group.push(i);
-  });
+  }
+  pacer.finish('grouping', records.length);
   return groups;
 }
 

@@ -36,15 +36,15 @@ describe('findNearDuplicates', () => {
   const b = words(25, 125);
   const c = words(50, 150);
 
-  it('clusters transitively and represents each cluster by its first text', () => {
+  it('clusters transitively and represents each cluster by its first text', async () => {
     const texts = [words(1000, 1100), a, 'x', b, c];
-    const { representative, similarPairs } = findNearDuplicates(texts, options);
+    const { representative, similarPairs } = await findNearDuplicates(texts, options);
     expect([...representative]).toEqual([0, 1, 2, 1, 1]);
     // A–B and B–C are similar; A–C is not (it joins only through B).
     expect(similarPairs).toBe(2);
   });
 
-  it('leaves texts without words alone', () => {
-    expect([...findNearDuplicates(['', '...', ''], defaults).representative]).toEqual([0, 1, 2]);
+  it('leaves texts without words alone', async () => {
+    expect([...(await findNearDuplicates(['', '...', ''], defaults)).representative]).toEqual([0, 1, 2]);
   });
 });
