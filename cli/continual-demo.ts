@@ -19,7 +19,7 @@ export const SLICES = [['easy-ham-1', 'spam-1'], ['easy-ham-2', 'spam-2'], ['har
 export interface ContinualDemoDeps {
   client: Client;
   store: ArtifactStore;
-  /** Where the demo keeps its inbox and spec copy. */
+  /** Where the demo keeps its runs' inboxes and spec copies, one directory per run. */
   workDir: string;
   /** The example spec to copy. */
   specFile: string;
@@ -41,10 +41,11 @@ export interface ContinualDemoResult {
  * releases each slice into the inbox and triggers one cycle, waits for it, and reports.
  */
 export async function runContinualDemo(deps: ContinualDemoDeps): Promise<ContinualDemoResult> {
-  const { client, store, workDir, log } = deps;
+  const { client, store, log } = deps;
   const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
   const base = (await loadSpecFile(deps.specFile)).spec.name;
   const pipeline = `${base}-${stamp}`;
+  const workDir = path.join(deps.workDir, pipeline); // its own inbox: nothing from an earlier demo
   await mkdir(workDir, { recursive: true });
   const specFile = path.join(workDir, path.basename(deps.specFile));
   await writeFile(specFile, (await readFile(deps.specFile, 'utf8')).replaceAll(base, pipeline));
