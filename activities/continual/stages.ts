@@ -11,7 +11,7 @@ import { classifyExamples, sample } from '../training/examples';
 import { loadModelArtifacts, type LoadedModel } from '../training/model-artifacts';
 import { badInput, inputOf, predictClasses, round } from '../training/stages';
 import { decodeReservoir, encodeReservoir, sampleWithoutReplacement, updateReservoir } from './reservoir';
-import { readContinualState, writeContinualState, type ContinualState, type CycleRecord, type SplitEvaluation } from './state';
+import { commitContinualState, readContinualState, type ContinualState, type CycleRecord, type SplitEvaluation } from './state';
 
 // The stages of a continual retrain cycle besides collect: replay mixes earlier data in, champion
 // hands the current champion to the trainer, and promote evaluates, gates, registers and — last —
@@ -152,7 +152,18 @@ export const promoteStage: StageImplementation = async (ctx) => {
     ...(replay ? { reservoir: record.reservoir } : {}),
     cycles: [...state.cycles, record],
   };
-  await writeContinualState(ctx.store, next);
+  if (!(await commitContinualState(ctx.store, next))) {
+    // Cycle n exists: an earlier attempt of this very cycle (same watermark) committed it, or
+    // another cycle that read the same data won the race.
+    const committed = await readContinualState(ctx.store, pipeline);
+    const mine = committed.cycles.find((c) => c.watermark.sha256 === watermark.sha256);
+    if (!mine) {
+      assertNotOvertaken(ctx, collect, committed);
+      throw new CycleOvertakenError(`stage "${ctx.input.stage}": cycle ${cycle} was committed by another run meanwhile; nothing was advanced. Start a new cycle`);
+    }
+    if (mine?.promoted) await ensurePromoted(ctx, registry, mine);
+    return { outputs: {}, metrics: promoteMetrics(registry, options, mine ?? record, committed) };
+  }
   if (record.promoted) await ensurePromoted(ctx, registry, record);
   return { outputs: {}, metrics: promoteMetrics(registry, options, record, next) };
 };

@@ -2,12 +2,17 @@ import type { ArtifactRef } from '../../workflows/types';
 import { decodeWatermark } from '../data/watermark';
 import type { ArtifactStore } from '../store';
 
-// The state of a continual pipeline, kept in the store beside its runs:
-//   continual/<pipeline>/state.json   { watermark, reservoir, cycles[] }, rewritten whole by the
-//                                     `promote` stage when a cycle completes: one atomic write, so
-//                                     the watermark and the replay reservoir advance together, and
-//                                     only when a cycle has completed (a failed cycle changes nothing).
-// Incremental collect and replay read it at the start of a cycle; nothing else writes it.
+// The state of a continual pipeline, kept in the store beside its runs as an append-only log:
+//   continual/<pipeline>/cycles/<n>.json   the whole state after cycle n (watermark, reservoir,
+//                                          every cycle's record), created by the `promote` stage
+//                                          when cycle n completes. Creation is atomic and only
+//                                          succeeds if no cycle n exists (`ArtifactStore.create`), so
+//                                          of two cycles that read the same data exactly one commits;
+//                                          the watermark and the replay reservoir advance together,
+//                                          and only when a cycle has completed (a failed cycle changes
+//                                          nothing). Objects are never rewritten: every earlier state
+//                                          stays readable.
+// The current state is the highest n. Incremental collect and replay read it at a cycle's start.
 
 /**
  * Where a source stood when a cycle read it. Kept as a gzip JSON artifact: it grows with the
@@ -86,27 +91,37 @@ export interface ContinualState {
   cycles: CycleRecord[];
 }
 
-export const stateKey = (pipeline: string) => `continual/${pipeline}/state.json`;
+const cyclesPrefix = (pipeline: string) => `continual/${pipeline}/cycles/`;
 
-/** The pipeline's state; an empty one before its first completed cycle. */
+/** Key of the state after cycle `n` (zero-padded, so keys sort by cycle). */
+export const cycleStateKey = (pipeline: string, n: number) => `${cyclesPrefix(pipeline)}${String(n).padStart(6, '0')}.json`;
+
+/** The pipeline's state after its last completed cycle; an empty one before the first. */
 export async function readContinualState(store: ArtifactStore, pipeline: string): Promise<ContinualState> {
-  const found = await store.readKey(stateKey(pipeline), 'application/json');
-  if (!found) return { apiVersion: 'tempered.dev/v1', pipeline, cycles: [] };
+  const numbers = (await store.list(cyclesPrefix(pipeline))).map((k) => /\/(\d+)\.json$/.exec(k)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+  if (numbers.length === 0) return { apiVersion: 'tempered.dev/v1', pipeline, cycles: [] };
+  const key = cycleStateKey(pipeline, Math.max(...numbers));
+  const found = await store.readKey(key, 'application/json');
+  if (!found) throw new Error(`the continual state ${store.uriFor(key)} was listed but could not be read; retry`);
   try {
     return JSON.parse(found.body.toString('utf8')) as ContinualState;
   } catch (err) {
     throw Object.assign(
       new Error(
-        `the continual state ${found.ref.uri} is not JSON (${(err as Error).message}); restore it from your bucket's versioning or backup, or delete it to start over (the next cycle then reads all data again and earlier cycles' test splits drop out of the forgetting evaluation)`,
+        `the continual state ${found.ref.uri} is not JSON (${(err as Error).message}); delete that one object to go back to the cycle before it (its data is then read again by the next cycle)`,
       ),
       { name: 'MalformedStateError', nonRetryable: true },
     );
   }
 }
 
-/** Replaces the state in one atomic write. */
-export async function writeContinualState(store: ArtifactStore, state: ContinualState): Promise<ArtifactRef> {
-  return store.put(stateKey(state.pipeline), JSON.stringify(state, null, 2), 'application/json');
+/**
+ * Commits `state` as the state after its last cycle, unless that cycle was committed already.
+ * Returns false when another writer committed that cycle first.
+ */
+export async function commitContinualState(store: ArtifactStore, state: ContinualState): Promise<boolean> {
+  const n = state.cycles[state.cycles.length - 1].cycle;
+  return (await store.create(cycleStateKey(state.pipeline, n), JSON.stringify(state, null, 2), 'application/json')) !== undefined;
 }
 
 /** Where the last completed cycle left the source: its watermark (none before the first) and how many cycles had completed. */

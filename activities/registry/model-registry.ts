@@ -84,13 +84,14 @@ export async function registerVersion(store: ArtifactStore, name: string, entry:
   for (const required of ['model', 'weights', 'tokenizer']) {
     if (!entry.outputs[required]) throw new RegistryError(`cannot register stage "${entry.lineage.stage}" as a model: it has no "${required}" output (is it a finetune, distill or quantize stage?)`);
   }
+  // Claim the next number with an atomic create: of concurrent registrations each gets its own.
   const existing = await listVersions(store, name);
-  const version = (existing[existing.length - 1] ?? 0) + 1;
-  const key = `${versionsPrefix(name)}${version}.json`;
-  if (await store.stat(key)) throw new VersionTakenError(`version ${version} of "${name}" was registered by someone else meanwhile; registering again takes the next number`);
-  const record: ModelVersion = { name, version, createdAt: new Date().toISOString(), ...entry };
-  await store.put(key, JSON.stringify(record, null, 2), 'application/json');
-  return record;
+  let version = (existing[existing.length - 1] ?? 0) + 1;
+  for (let tries = 0; tries < 20; tries++, version++) {
+    const record: ModelVersion = { name, version, createdAt: new Date().toISOString(), ...entry };
+    if (await store.create(`${versionsPrefix(name)}${version}.json`, JSON.stringify(record, null, 2), 'application/json')) return record;
+  }
+  throw new VersionTakenError(`20 version numbers of "${name}" after ${version - 20} were taken while registering; retry`);
 }
 
 /** Makes `version` the champion; the old champion becomes `previous`. One atomic write. */

@@ -41,6 +41,12 @@ export interface ArtifactStore {
    * its own ref). Returns the bytes and the ref that pins them, or undefined if there is no object.
    */
   readKey(key: string, mediaType: string): Promise<KeyedRead | undefined>;
+  /**
+   * Writes a small object at `key` only if none exists there, atomically (S3 `If-None-Match: *`, a
+   * hard link on disk): of two concurrent creators exactly one succeeds. Returns the new object's
+   * ref, or undefined when the key was taken. For claims and append-only logs.
+   */
+  create(key: string, body: Buffer | string, mediaType: string): Promise<ArtifactRef | undefined>;
   /** Size of the object at `key`, or undefined if there is none. */
   stat(key: string): Promise<{ bytes: number } | undefined>;
   /** Keys starting with `prefix` (`''` for all), sorted. */
@@ -68,6 +74,8 @@ export abstract class BaseArtifactStore implements ArtifactStore {
 
   /** Stores `body` at `key` atomically; resolves once every byte is durable in the backend. */
   protected abstract writeObject(key: string, body: Readable | Buffer, mediaType: string): Promise<void>;
+  /** Stores `body` at `key` unless an object is there; false if one was. Atomic against concurrent creators. */
+  protected abstract createObject(key: string, body: Buffer, mediaType: string): Promise<boolean>;
   /** Opens `key` for reading; rejects with `ArtifactNotFoundError` if absent. */
   protected abstract openObject(key: string, signal: AbortSignal): Promise<Readable>;
 
@@ -90,6 +98,13 @@ export abstract class BaseArtifactStore implements ArtifactStore {
     if (piped.status === 'rejected') throw piped.reason;
     if (written.status === 'rejected') throw written.reason;
     return { uri: this.uriFor(key), sha256: digest.sha256, bytes: digest.bytes, mediaType };
+  }
+
+  async create(key: string, body: Buffer | string, mediaType: string): Promise<ArtifactRef | undefined> {
+    validateKey(key);
+    const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    if (!(await this.createObject(key, bytes, mediaType))) return undefined;
+    return { uri: this.uriFor(key), sha256: sha256Hex(bytes), bytes: bytes.length, mediaType };
   }
 
   openRead(ref: ArtifactRef): Readable {

@@ -1,6 +1,6 @@
 // `file://` backend: one directory on one machine. Used for single-machine runs and fast unit tests.
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -100,6 +100,29 @@ export class FileArtifactStore extends BaseArtifactStore {
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
+    }
+  }
+
+  protected async createObject(key: string, body: Buffer): Promise<boolean> {
+    const target = this.pathFor(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomUUID()}`);
+    try {
+      const file = await open(temp, 'wx');
+      try {
+        await file.writeFile(body);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      // link() fails if the name exists, unlike rename(): the complete file appears, or nothing.
+      await link(temp, target);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    } finally {
+      await rm(temp, { force: true });
     }
   }
 

@@ -10,6 +10,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
+  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -167,6 +168,19 @@ export class S3ArtifactStore extends BaseArtifactStore {
         this.bucketReady = undefined;
         throw err;
       }
+      throw this.mapError(err, key);
+    }
+  }
+
+  protected async createObject(key: string, body: Buffer, mediaType: string): Promise<boolean> {
+    await this.ensureBucket();
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentType: mediaType, IfNoneMatch: '*' }));
+      return true;
+    } catch (err) {
+      // 412: the key exists. (A 409 ConditionalRequestConflict — a racing creator still in flight —
+      // stays an error, so the caller's retry sees the winner's object.)
+      if ((err as Error).name === 'PreconditionFailed' || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412) return false;
       throw this.mapError(err, key);
     }
   }

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { readContinualState, stateKey, type ContinualState } from '../../activities/continual/state';
+import { readContinualState, type ContinualState } from '../../activities/continual/state';
 import { decodeWatermark } from '../../activities/data/watermark';
 import { getAliases, getVersion, listVersions, registerVersion } from '../../activities/registry/model-registry';
 import { writeRunReport } from '../../cli/report';
@@ -82,7 +82,7 @@ ${extraStages}
 
 const planOf = (yaml: string) => planPipeline(loadSpecText(yaml, path.join(dir, 'spec.yaml')));
 const state = (): Promise<ContinualState> => readContinualState(h.store, name);
-const stateBytes = async () => (await h.store.readKey(stateKey(name), 'application/json'))?.body.toString('utf8');
+const stateBytes = async () => JSON.stringify(await state());
 
 async function tick(): Promise<RunSummary> {
   const workflowId = await triggerAndFindRun(h.client, name);

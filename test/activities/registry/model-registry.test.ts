@@ -50,3 +50,11 @@ test('bad requests are named and change nothing', async () => {
   await expect(registerVersion(store, 'spam', { ...entry('r', 1), outputs: {} })).rejects.toThrow(/has no "model" output/);
   expect(await listModels(store)).toEqual([]);
 });
+
+test('concurrent registrations each get their own version number; none is lost', async () => {
+  const store = await freshStore();
+  const registered = await Promise.all(Array.from({ length: 6 }, (_, i) => registerVersion(store, 'spam', entry(`r${i}`, i / 10))));
+  expect(registered.map((v) => v.version).sort()).toEqual([1, 2, 3, 4, 5, 6]);
+  expect(await listVersions(store, 'spam')).toEqual([1, 2, 3, 4, 5, 6]);
+  for (const v of registered) expect((await getVersion(store, 'spam', v.version)).lineage.runId).toBe(v.lineage.runId);
+});

@@ -32,6 +32,20 @@ export function artifactStoreSuite(backend: BackendName): void {
     });
     afterAll(() => fixture.cleanup());
 
+    it('create writes only where nothing is: of many concurrent creators of one key exactly one wins, and its bytes stay', async () => {
+      const key = 'claims/cycle-1.json';
+      const bodies = Array.from({ length: 8 }, (_, i) => `{"writer":${i}}`);
+      const results = await Promise.all(bodies.map((b) => store.create(key, b, 'application/json')));
+      const winners = results.flatMap((r, i) => (r ? [i] : []));
+      expect(winners).toHaveLength(1);
+      const won = results[winners[0]]!;
+      expect(won).toEqual({ uri: store.uriFor(key), sha256: sha256(bodies[winners[0]]), bytes: bodies[winners[0]].length, mediaType: 'application/json' });
+      expect((await store.readBuffer(won)).toString()).toBe(bodies[winners[0]]);
+      expect(await store.create(key, 'late', 'application/json')).toBeUndefined();
+      expect((await store.readKey(key, 'application/json'))!.ref.sha256).toBe(won.sha256);
+      expect((await store.list('claims/')).filter((k) => k.startsWith('claims/'))).toEqual([key]); // no temp files left
+    });
+
     it('round-trips a buffer with the sha256 and size of its bytes', async () => {
       const body = Buffer.from('hello, tempered\n');
       const ref = await store.put('runs/r1/clean/a.txt', body, 'text/plain');
