@@ -83,6 +83,23 @@ export class FileArtifactStore extends BaseArtifactStore {
   }
 
   protected async writeObject(key: string, body: Readable | Buffer): Promise<void> {
+    // rename() replaces an existing object atomically.
+    await this.publish(key, body, (temp, target) => rename(temp, target));
+  }
+
+  protected async createObject(key: string, body: Buffer): Promise<boolean> {
+    // link() fails if the name exists, unlike rename(): the complete file appears, or nothing.
+    try {
+      await this.publish(key, body, (temp, target) => link(temp, target));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
+  /** Writes `body` to a synced temp file beside `key`'s path, then gives it its name with `name`. */
+  private async publish(key: string, body: Readable | Buffer, name: (temp: string, target: string) => Promise<void>): Promise<void> {
     const target = this.pathFor(key);
     await mkdir(path.dirname(target), { recursive: true });
     const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomUUID()}`);
@@ -91,38 +108,14 @@ export class FileArtifactStore extends BaseArtifactStore {
       try {
         // Plain awaited writes: backpressure for free, and the handle stays ours to sync and close.
         for await (const chunk of Buffer.isBuffer(body) ? [body] : body) await file.writeFile(chunk as Buffer);
-        // Flush before the rename so a crash cannot leave a committed name over missing data.
+        // Flush before naming it so a crash cannot leave a committed name over missing data.
         await file.sync();
       } finally {
         await file.close();
       }
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-  }
-
-  protected async createObject(key: string, body: Buffer): Promise<boolean> {
-    const target = this.pathFor(key);
-    await mkdir(path.dirname(target), { recursive: true });
-    const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomUUID()}`);
-    try {
-      const file = await open(temp, 'wx');
-      try {
-        await file.writeFile(body);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      // link() fails if the name exists, unlike rename(): the complete file appears, or nothing.
-      await link(temp, target);
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw err;
+      await name(temp, target);
     } finally {
-      await rm(temp, { force: true });
+      await rm(temp, { force: true }); // after a rename there is nothing left to remove
     }
   }
 
