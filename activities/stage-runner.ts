@@ -48,16 +48,7 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       const reusable = await findReusable(store, input);
       if (reusable.result) {
         // Commit under this run too, pointing at the reused artifacts: the run stays self-describing.
-        const result = await commitManifest(store, input.outputPrefix, {
-          runId: input.runId,
-          pipeline: input.pipeline,
-          stage: input.stage,
-          type: input.type,
-          cacheKey: input.cacheKey,
-          outputs: reusable.result.outputs,
-          metrics: { ...reusable.result.metrics, cachedFrom: reusable.fromRun },
-          inputs: inputManifests(input),
-        });
+        const result = await commit(store, input, reusable.result.outputs, { ...reusable.result.metrics, cachedFrom: reusable.fromRun });
         return { ...result, attempt, cachedFrom: reusable.fromRun };
       }
 
@@ -84,21 +75,12 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
         });
         if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        const result = await commitManifest(store, input.outputPrefix, {
-          runId: input.runId,
-          pipeline: input.pipeline,
-          stage: input.stage,
-          type: input.type,
-          cacheKey: input.cacheKey,
-          outputs,
-          metrics: {
-            ...metrics,
-            wallTimeMs: Date.now() - started,
-            peakRssBytes: peakRss,
-            worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
-            ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
-          },
-          inputs: inputManifests(input),
+        const result = await commit(store, input, outputs, {
+          ...metrics,
+          wallTimeMs: Date.now() - started,
+          peakRssBytes: peakRss,
+          worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
+          ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
         });
         if (input.cache) await rememberResult(store, input, result.manifest);
         return { ...result, attempt };
@@ -110,6 +92,12 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       throw classify(err, input, attempt);
     }
   };
+}
+
+/** Writes the stage's manifest under this run: its outputs, metrics and lineage. */
+function commit(store: ArtifactStore, input: StageInput, outputs: Record<string, ArtifactRef>, metrics: Metrics) {
+  const { runId, pipeline, stage, type, cacheKey } = input;
+  return commitManifest(store, input.outputPrefix, { runId, pipeline, stage, type, cacheKey, outputs, metrics, inputs: inputManifests(input) });
 }
 
 /** Lineage: the manifest of every upstream stage this one read. */

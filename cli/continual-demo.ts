@@ -6,8 +6,7 @@ import type { ArtifactStore } from '../activities/store';
 import { loadSpecFile } from '../pipelines/load';
 import type { Plan } from '../pipelines/plan';
 import type { RunSummary } from '../workflows/types';
-import { createProgressView } from './progress-view';
-import { getRunSummary } from './runs';
+import { waitForRun } from './runs';
 import { createSchedule, triggerAndFindRun } from './schedules';
 
 // The continual demo: the SpamAssassin corpus released in three time slices, one retrain cycle
@@ -87,21 +86,6 @@ export async function runContinualDemo(deps: ContinualDemoDeps): Promise<Continu
   }
   await client.schedule.getHandle(scheduleId).delete();
   return { pipeline, scheduleId, runs, champion: (await getAliases(store, registry)).champion };
-}
-
-/** Polls the run, drawing its stages' progress, until it ends. */
-async function waitForRun(client: Client, workflowId: string): Promise<RunSummary> {
-  const view = createProgressView();
-  try {
-    for (;;) {
-      const summary = await getRunSummary(client, workflowId);
-      view.update(summary);
-      if (summary.status !== 'running') return summary;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  } finally {
-    view.stop();
-  }
 }
 
 /** One line per cycle: what it read, how the candidate did, and what the gate decided. */

@@ -18,7 +18,7 @@ import type { RunSummary, StageManifest } from '../workflows/types';
 import { formatHeadline, formatSummary } from './format';
 import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
-import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun } from './runs';
+import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun, waitForRun } from './runs';
 import { planResume } from './resume';
 import { formatCycles, readWatermark } from './cycles';
 import { runContinualDemo } from './continual-demo';
@@ -404,7 +404,7 @@ function program(): Command {
 async function continualDemo(stateDir: string): Promise<void> {
   const workers = await startWorkersFor(stateDir, [TASK_QUEUES.cpu, TASK_QUEUES.gpu], 'ERROR');
   const client = await connectClient(await temporalSettings(stateDir));
-  const store = createStore(storeConfigFromEnv());
+  const store = await openStore(stateDir);
   try {
     const result = await runContinualDemo({
       client,
@@ -495,20 +495,6 @@ async function runPlan(
   } finally {
     await client.connection.close();
     await workers?.shutdown();
-  }
-}
-
-async function waitForRun(client: Client, workflowId: string, showProgress: boolean): Promise<RunSummary> {
-  const view = showProgress ? createProgressView() : undefined;
-  try {
-    for (;;) {
-      const summary = await getRunSummary(client, workflowId);
-      view?.update(summary);
-      if (summary.status !== 'running') return summary;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } finally {
-    view?.stop();
   }
 }
 

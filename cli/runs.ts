@@ -6,6 +6,7 @@ import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
 import type { RunStatus, RunSummary } from '../workflows/types';
 import { runIdFromWorkflowId } from '../workflows/run-id';
+import { createProgressView } from './progress-view';
 
 // Client-side operations on runs: start, find, summarize, cancel, list.
 
@@ -178,4 +179,19 @@ export async function getRunInput(client: Client, workflowId: string): Promise<P
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   if (!payload) throw new Error(`run ${workflowId} has no recorded input`);
   return defaultPayloadConverter.fromPayload(payload) as PipelineWorkflowInput;
+}
+
+/** Polls the run until it ends, drawing its stages' progress unless `showProgress` is false. */
+export async function waitForRun(client: Client, workflowId: string, showProgress = true): Promise<RunSummary> {
+  const view = showProgress ? createProgressView() : undefined;
+  try {
+    for (;;) {
+      const summary = await getRunSummary(client, workflowId);
+      view?.update(summary);
+      if (summary.status !== 'running') return summary;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    view?.stop();
+  }
 }

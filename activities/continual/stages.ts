@@ -9,7 +9,7 @@ import type { StageContext, StageImplementation } from '../stage-runner';
 import { writeJsonl } from '../store';
 import { classifyExamples, sample } from '../training/examples';
 import { loadModelArtifacts, type LoadedModel } from '../training/model-artifacts';
-import { badInput, inputOf, predictClasses, round } from '../training/stages';
+import { badInput, datasetOf, inputOf, predictClasses, round } from '../training/stages';
 import { decodeReservoir, encodeReservoir, sampleWithoutReplacement, updateReservoir } from './reservoir';
 import { commitContinualState, readContinualState, type ContinualState, type CycleRecord, type SplitEvaluation } from './state';
 
@@ -23,7 +23,6 @@ export class CycleOvertakenError extends Error {
   readonly nonRetryable = true;
 }
 
-const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
 
 /** replay: the new train split plus a sample of the reservoir; the next reservoir as an output. */
 export const replayStage: StageImplementation = async (ctx) => {
@@ -119,7 +118,7 @@ export const promoteStage: StageImplementation = async (ctx) => {
   }
   if (ctx.signal.aborted) throw new Error('cancelled before committing the cycle');
 
-  const version = await registerOnce(ctx, registry, candidate, {
+  const version = await registerOnce(ctx, registry, state.cycles[state.cycles.length - 1]?.candidateVersion ?? 0, candidate, {
     runId,
     pipeline,
     stage: options.candidate,
@@ -287,18 +286,20 @@ const short = (x: number) => Number(x.toFixed(4));
 
 /**
  * Registers the candidate unless an earlier attempt or run of this cycle did: a version trained on
- * the same data (its watermark) with the same weights is this candidate.
+ * the same data (its watermark) with the same weights is this candidate. Only versions newer than
+ * the last committed cycle's candidate can be one, so only those are read.
  */
 async function registerOnce(
   ctx: StageContext,
   registry: string,
+  lastCommitted: number,
   candidate: StageResult,
   lineage: ModelVersion['lineage'],
   metrics: Metrics,
 ): Promise<ModelVersion> {
   const watermark = (lineage.dataWatermark as ArtifactRef).sha256;
   const sameModel = (v: ModelVersion) => ['model', 'weights', 'adapter'].every((k) => v.outputs[k]?.sha256 === candidate.outputs[k]?.sha256);
-  for (const v of (await listVersions(ctx.store, registry)).reverse()) {
+  for (const v of (await listVersions(ctx.store, registry)).filter((n) => n > lastCommitted).reverse()) {
     const existing = await getVersion(ctx.store, registry, v);
     if ((existing.lineage.dataWatermark as ArtifactRef | undefined)?.sha256 === watermark && sameModel(existing)) return existing;
   }

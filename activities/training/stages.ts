@@ -55,7 +55,8 @@ export function inputOf(ctx: StageContext, name: string | undefined, role: strin
   return result;
 }
 
-const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
+/** The dataset (a split) a stage's `input` names. */
+export const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInputs[0], 'dataset');
 
 /** tokenizer: byte-level BPE trained on the train split of every input. */
 export const tokenizerStage: StageImplementation = async (ctx) => {
