@@ -16,9 +16,13 @@ interface CacheEntry {
   manifest: ArtifactRef;
 }
 
-/** The stage's full cache key: its config digest and the digests of everything it reads. */
-export function stageCacheKey(input: StageInput): string {
+/**
+ * The stage's full cache key: its config digest, the digests of everything it reads from the store,
+ * and — for a stage that reads outside the store — the fingerprint of what its sources resolve to.
+ */
+export function stageCacheKey(input: StageInput, sourceFingerprint?: string): string {
   const hash = createHash('sha256').update(input.cacheKey);
+  if (sourceFingerprint !== undefined) hash.update(`\nsources=${sourceFingerprint}`);
   for (const name of Object.keys(input.inputs).sort()) {
     const { outputs } = input.inputs[name];
     for (const output of Object.keys(outputs).sort()) hash.update(`\n${name}.${output}=${outputs[output].sha256}`);
@@ -32,12 +36,13 @@ const entryKey = (key: string) => `cache/${key}.json`;
 export async function findReusable(
   store: ArtifactStore,
   input: StageInput,
+  sourceFingerprint?: string,
 ): Promise<{ result: StageResult; fromRun: string } | { result?: undefined; miss: string }> {
   let candidate: { manifest: ArtifactRef; runId: string } | undefined;
   if (input.reuse) {
     candidate = input.reuse;
   } else if (input.cache) {
-    const found = await store.readKey(entryKey(stageCacheKey(input)), 'application/json');
+    const found = await store.readKey(entryKey(stageCacheKey(input, sourceFingerprint)), 'application/json');
     if (!found) return { miss: 'not in cache' };
     const entry = JSON.parse(found.body.toString('utf8')) as CacheEntry;
     candidate = { manifest: entry.manifest, runId: entry.runId };
@@ -57,7 +62,7 @@ export async function findReusable(
 }
 
 /** Records a committed result under the stage's cache key. */
-export async function rememberResult(store: ArtifactStore, input: StageInput, manifest: ArtifactRef): Promise<void> {
+export async function rememberResult(store: ArtifactStore, input: StageInput, manifest: ArtifactRef, sourceFingerprint?: string): Promise<void> {
   const entry: CacheEntry = { runId: input.runId, pipeline: input.pipeline, stage: input.stage, manifest };
-  await store.put(entryKey(stageCacheKey(input)), JSON.stringify(entry), 'application/json');
+  await store.put(entryKey(stageCacheKey(input, sourceFingerprint)), JSON.stringify(entry), 'application/json');
 }

@@ -31,12 +31,21 @@ export function isNonRetryable(err: unknown): boolean {
   return isNonRetryableStoreError(err) || (err as { nonRetryable?: unknown } | null)?.nonRetryable === true;
 }
 
+/** What a stage type adds to the stage protocol. */
+export interface StageHooks {
+  /**
+   * For a stage that reads outside the store (files, S3 prefixes, packages): a digest of what its
+   * sources resolve to now. It joins the cache key, so any change to the sources is a miss.
+   */
+  sourceFingerprint?(input: StageInput): Promise<string>;
+}
+
 /**
  * Wraps a stage implementation as a Temporal activity with the stage protocol around it:
  * a retry of a committed stage returns the committed result (DESIGN invariant 3); heartbeats carry
  * progress on a timer (invariant 5); the manifest is written last; errors are classified (invariant 6).
  */
-export function defineStage(store: ArtifactStore, implementation: StageImplementation): StageActivity {
+export function defineStage(store: ArtifactStore, implementation: StageImplementation, hooks: StageHooks = {}): StageActivity {
   return async (input: StageInput): Promise<StageOutcome> => {
     const context = Context.current();
     const attempt = context.info.attempt;
@@ -45,7 +54,9 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       const committed = await readCommittedManifest(store, input.outputPrefix);
       if (committed) return { ...committed, attempt, cachedFrom: committed.metrics.cachedFrom as string | undefined };
 
-      const reusable = await findReusable(store, input);
+      // Taken before the sources are read: a change during the read makes the next run miss, never hit stale data.
+      const fingerprint = input.cache && hooks.sourceFingerprint ? await hooks.sourceFingerprint(input) : undefined;
+      const reusable = await findReusable(store, input, fingerprint);
       if (reusable.result) {
         // Commit under this run too, pointing at the reused artifacts: the run stays self-describing.
         const result = await commit(store, input, reusable.result.outputs, { ...reusable.result.metrics, cachedFrom: reusable.fromRun });
@@ -82,7 +93,7 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
           ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
         });
-        if (input.cache) await rememberResult(store, input, result.manifest);
+        if (input.cache) await rememberResult(store, input, result.manifest, fingerprint);
         return { ...result, attempt };
       } finally {
         clearInterval(ticker);
