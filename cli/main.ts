@@ -2,20 +2,20 @@
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { stringify } from 'yaml';
 import { createStore, describeStore, storeConfigFromEnv, type ArtifactStore } from '../activities/store';
 import { readContinualState } from '../activities/continual/state';
 import { getAliases, getVersion, listModels, listVersions, promote, registerVersion, rollback, RegistryError } from '../activities/registry/model-registry';
 import { applyLocalStoreEnv, connectClient, NoServerError, queuePrefixFromEnv, temporalSettings, type TemporalSettings } from '../infra/config';
 import { DEFAULT_PORTS, defaultStateDir, down, readServers, up } from '../infra/servers';
-import { startWorkers, type RunningWorkers } from '../infra/worker';
+import { installWorkerRuntime, startWorkers, type RunningWorkers } from '../infra/worker';
 import { formatDuration } from '../pipelines/duration';
 import { SpecValidationError } from '../pipelines/errors';
 import { loadSpecFile } from '../pipelines/load';
 import { planPipeline, TASK_QUEUES, type Plan, type TaskQueue } from '../pipelines/plan';
 import type { RunSummary, StageManifest } from '../workflows/types';
 import { formatHeadline, formatSummary } from './format';
+import { exitAfterFlush, keepStdoutForJson, printJson } from './output';
 import { openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
 import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun, waitForRun } from './runs';
@@ -48,7 +48,7 @@ function program(): Command {
     .option('--json', 'print the plan as JSON')
     .action(async (specFile: string, opts: { print?: boolean; json?: boolean }) => {
       const plan = await loadPlan(specFile);
-      if (opts.json) console.log(JSON.stringify(plan, null, 2));
+      if (opts.json) printJson(plan);
       else if (opts.print) console.log(stringify(withReadableDurations((await loadSpecFile(specFile)).spec)));
       else console.log(`${specFile}: valid, ${plan.stages.length} stages in ${plan.levels.length} levels: ${plan.levels.map((l) => l.join(' + ')).join(' -> ')}`);
     });
@@ -107,7 +107,8 @@ function program(): Command {
     .action(async (run: string, opts: { json?: boolean }) =>
       withClient(cli, async (client) => {
         const summary = await getRunSummary(client, await resolveWorkflowId(client, run));
-        console.log(opts.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
+        if (opts.json) printJson(summary);
+        else console.log(formatSummary(summary));
       }),
     );
 
@@ -119,7 +120,7 @@ function program(): Command {
     .action(async (opts: { limit: number; json?: boolean }) =>
       withClient(cli, async (client) => {
         const runs = await listRuns(client, opts.limit);
-        if (opts.json) return console.log(JSON.stringify(runs, null, 2));
+        if (opts.json) return printJson(runs);
         if (runs.length === 0) return console.log('no runs yet; start one with "tempered run <spec>"');
         for (const r of runs) console.log(`${r.runId}  ${r.pipeline.padEnd(24)} ${r.status.padEnd(10)} ${r.startedAt}`);
       }),
@@ -179,7 +180,7 @@ function program(): Command {
     .action(async (opts: { json?: boolean }) =>
       withClient(cli, async (client) => {
         const views = await listSchedules(client);
-        if (opts.json) return console.log(JSON.stringify(views, null, 2));
+        if (opts.json) return printJson(views);
         if (views.length === 0) return console.log('no schedules; create one with "tempered schedule create <spec> --every 1d"');
         for (const v of views) console.log(`${v.scheduleId.padEnd(28)} ${v.pipeline.padEnd(24)} ${v.spec.padEnd(20)} ${v.paused ? 'paused' : 'active'}  next ${v.nextRuns?.[0] ?? '-'}`);
       }),
@@ -192,7 +193,7 @@ function program(): Command {
     .action(async (id: string, opts: { json?: boolean }) =>
       withClient(cli, async (client) => {
         const v = await describeSchedule(client, id);
-        if (opts.json) return console.log(JSON.stringify(v, null, 2));
+        if (opts.json) return printJson(v);
         console.log(`${v.scheduleId}  ${v.pipeline}  ${v.spec}  overlap ${v.overlap.toLowerCase()}  ${v.paused ? 'PAUSED' : 'active'}${v.note ? `  (${v.note})` : ''}`);
         console.log(`  runs started: ${v.actionsTaken}, skipped for overlap: ${v.skippedOverlap}`);
         for (const r of v.recentRuns ?? []) console.log(`  recent   ${r.scheduledAt}  ${r.workflowId}`);
@@ -277,7 +278,7 @@ function program(): Command {
       withStore(cli, async (store) => {
         const rows = [];
         for (const name of await listModels(store)) rows.push({ name, versions: (await listVersions(store, name)).length, ...(await getAliases(store, name)) });
-        if (opts.json) return console.log(JSON.stringify(rows.map(({ history: _, ...r }) => r), null, 2));
+        if (opts.json) return printJson(rows.map(({ history: _, ...r }) => r));
         if (rows.length === 0) return console.log('no models registered; "tempered models register <name> --run <run> --stage <stage>" adds one');
         for (const r of rows) console.log(`${r.name.padEnd(28)} ${String(r.versions).padStart(3)} versions  champion ${r.champion ?? '-'}  previous ${r.previous ?? '-'}`);
       }),
@@ -292,7 +293,7 @@ function program(): Command {
         const aliases = await getAliases(store, name);
         const versions = await Promise.all((await listVersions(store, name)).map((v) => getVersion(store, name, v)));
         if (versions.length === 0) throw new UsageError(`no model "${name}"; "tempered models list" shows the registered ones`);
-        if (opts.json) return console.log(JSON.stringify({ name, ...aliases, versions }, null, 2));
+        if (opts.json) return printJson({ name, ...aliases, versions });
         for (const v of versions) {
           const tag = v.version === aliases.champion ? ' champion' : v.version === aliases.previous ? ' previous' : '';
           const m = v.metrics as Record<string, unknown>;
@@ -333,7 +334,8 @@ function program(): Command {
     .action(async (pipeline: string, opts: { json?: boolean }) =>
       withStore(cli, async (store) => {
         const state = await readContinualState(store, pipeline);
-        console.log(opts.json ? JSON.stringify(state, null, 2) : formatCycles(state, await readWatermark(store, state)));
+        if (opts.json) printJson(state);
+        else console.log(formatCycles(state, await readWatermark(store, state)));
       }),
     );
 
@@ -448,11 +450,7 @@ async function startWorkersFor(stateDir: string, queues: TaskQueue[], logLevel: 
   const config = storeConfigFromEnv();
   log(`store: ${describeStore(config)}`);
   // In-process workers of `run --local` stay quiet: the run's own output reports failures.
-  try {
-    Runtime.install({ logger: new DefaultLogger(logLevel) });
-  } catch {
-    // Installed already (main() called twice in one process, as tests do).
-  }
+  installWorkerRuntime({ level: logLevel });
   return startWorkers({ settings, store: createStore(config), queues });
 }
 
@@ -489,7 +487,7 @@ async function runPlan(
       return undefined;
     }
     const summary = await waitForRun(client, started.workflowId, !opts.json);
-    if (opts.json) console.log(JSON.stringify(summary, null, 2));
+    if (opts.json) printJson(summary);
     else console.log(formatSummary(summary));
     return summary;
   } finally {
@@ -544,6 +542,7 @@ class UsageError extends Error {
 }
 
 export async function main(argv = process.argv): Promise<void> {
+  if (argv.includes('--json')) keepStdoutForJson();
   try {
     await program().parseAsync(argv);
   } catch (err) {
@@ -561,5 +560,5 @@ export async function main(argv = process.argv): Promise<void> {
 }
 
 if (require.main === module) {
-  void main().then(() => process.exit());
+  void main().then(() => exitAfterFlush(Number(process.exitCode ?? 0)));
 }

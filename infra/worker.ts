@@ -1,5 +1,15 @@
 import * as os from 'node:os';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type LogLevel,
+  type Logger,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
 import type { ArtifactStore } from '../activities/store';
 import { TASK_QUEUES, taskQueueName, type TaskQueue } from '../pipelines/plan';
@@ -27,6 +37,21 @@ export interface RunningWorkers {
   shutdown(): Promise<void>;
 }
 
+/**
+ * Installs the process's Temporal runtime so that every log line — the TypeScript SDK's and the
+ * native core's (e.g. TMPRL1104 warnings) — goes through `logger`, which writes to stderr by
+ * default. Left alone, core prints coloured lines to stdout, into `--json` output. Must run before
+ * the first connection; a second call in one process keeps the first runtime.
+ */
+export function installWorkerRuntime(options: { level?: LogLevel; logger?: Logger } = {}): void {
+  const level = options.level ?? 'WARN';
+  if (Runtime._instance) return;
+  Runtime.install({
+    logger: options.logger ?? new DefaultLogger(level),
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} } },
+  });
+}
+
 /** Bundles the workflow code once (webpack; a few seconds). */
 export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger });
@@ -35,6 +60,7 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
 /** Starts a worker per queue on one connection. */
 export async function startWorkers(options: WorkerOptions): Promise<RunningWorkers> {
   const queues = options.queues ?? [TASK_QUEUES.cpu, TASK_QUEUES.gpu];
+  installWorkerRuntime();
   const connection = await NativeConnection.connect(await connectionOptions(options.settings));
   const activities = createActivities({ store: options.store });
   const gpus = options.gpus ?? Number(process.env.TEMPERED_GPUS ?? 1);
