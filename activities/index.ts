@@ -1,121 +1,50 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { StageType } from '../pipelines/schema';
-import type { AugmentOptions, CleanOptions, CollectOptions, NoopOptions, SplitOptions } from '../pipelines/stage-types';
-import type { StageActivity, StageInput, StageResult } from '../workflows/types';
-import {
-  augmentRecords,
-  cleanRecords,
-  collectRecords,
-  createS3SourceReader,
-  identityTranslator,
-  loadWordNetSynonyms,
-  splitRecords,
-  type Translator,
-} from './data';
-import { commandStage } from './command';
-import { championStage, promoteStage, replayStage } from './continual/stages';
-import { previousWatermark } from './continual/state';
-import { encodeWatermark } from './data/watermark';
-import { readDataset } from './datasets';
-import { defineStage } from './stage-runner';
-import { distillStage, evaluateStage, finetuneStage, quantizeStage, tokenizerStage } from './training/stages';
-import { writeJsonl, type ArtifactStore } from './store';
+import type { StageActivity } from '../workflows/types';
+import { runInThread } from './compute-thread';
+import { augmentStage } from './data/stages';
+import type { Translator } from './data';
+import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
+import { defineStage, type StageImplementation } from './stage-runner';
+import type { ArtifactStore } from './store';
 
 /** What the activities need from their host: the store, and optional pluggable translators. */
 export interface ActivityDependencies {
   store: ArtifactStore;
-  /** Back-translation services by name; `identity` is always registered. */
+  /**
+   * Back-translation services by name; `identity` is always registered. Functions cannot cross into
+   * a compute thread, so with translators the `augment` stage runs on the main thread.
+   */
   translators?: Record<string, Translator>;
+  /**
+   * Where stage compute runs: `thread` (default) — a worker thread per attempt, keeping the event
+   * loop free for workflow tasks, queries and heartbeats; `main` — in the calling thread (unit
+   * tests of stage code, stores that cannot be reopened in a thread).
+   */
+  compute?: 'thread' | 'main';
 }
 
 /** The stage activities a worker registers, one per stage type; activity name = stage type. */
-export function createActivities({ store, translators = {} }: ActivityDependencies): Record<StageType, StageActivity> {
-  const allTranslators = { identity: identityTranslator, ...translators };
-  return {
-    // An incremental collect reads only what is new since the last completed cycle's watermark and
-    // outputs the advanced watermark (the promote stage commits it); nothing new ends the run early.
-    collect: defineStage(store, async (ctx) => {
-      const { input } = ctx;
-      const options = input.config as CollectOptions;
-      const previous = options.incremental ? await previousWatermark(store, input.pipeline) : undefined;
-      const { records, metrics, watermark } = await collectRecords(options, {
-        baseDir: input.baseDir,
-        seed: input.seed,
-        s3: createS3SourceReader({}),
-        onProgress: (files) => ctx.progress({ phase: 'reading', files }),
-        since: previous?.watermark,
-      });
-      const outputs = { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), records) };
-      if (!watermark || !previous) return { outputs, metrics };
-      const watermarkRef = await store.put(ctx.outputKey('watermark.json.gz'), encodeWatermark(watermark), 'application/gzip');
-      // `afterCycle` lets promote refuse to commit a cycle that another one overtook (it read the same data).
-      const cycleMetrics = { ...metrics, afterCycle: previous.completedCycles };
-      return { outputs: { ...outputs, watermark: watermarkRef }, metrics: metrics.nothingNew ? { ...cycleMetrics, endRun: 'nothing new since the last completed cycle' } : cycleMetrics };
-    }),
-
-    clean: defineStage(store, async (ctx) => {
-      const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
-      ctx.progress({ phase: 'cleaning', records: records.length });
-      const { records: cleaned, metrics } = await cleanRecords(records, ctx.input.config as CleanOptions, {
-        onProgress: ({ phase, done, total }) => ctx.progress({ phase: `cleaning: ${phase}`, done, total, records: records.length }),
-      });
-      return { outputs: { records: await writeJsonl(store, ctx.outputKey('records.jsonl'), cleaned) }, metrics };
-    }),
-
-    split: defineStage(store, async (ctx) => {
-      const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
-      ctx.progress({ phase: 'splitting', records: records.length });
-      const { splits, metrics } = await splitRecords(records, ctx.input.config as SplitOptions, {
-        seed: ctx.input.seed,
-        onProgress: ({ phase, done, total }) => ctx.progress({ phase: `splitting: ${phase}`, done, total, records: records.length }),
-      });
-      const outputs = {
-        train: await writeJsonl(store, ctx.outputKey('train.jsonl'), splits.train),
-        validation: await writeJsonl(store, ctx.outputKey('validation.jsonl'), splits.validation),
-        test: await writeJsonl(store, ctx.outputKey('test.jsonl'), splits.test),
-      };
-      return { outputs, metrics };
-    }),
-
-    // Augments the train split only; validation and test pass through as the same artifacts, so no
-    // augmented copy of a training record can leak into evaluation.
-    augment: defineStage(store, async (ctx) => {
-      const split = singleInput(ctx.input).outputs;
-      const train = await readDataset(ctx, split.train, 'the train split');
-      ctx.progress({ phase: 'augmenting', records: train.length });
-      const { records, metrics } = await augmentRecords(train, ctx.input.config as AugmentOptions, {
-        seed: ctx.input.seed,
-        synonyms: loadWordNetSynonyms(),
-        translators: allTranslators,
-        onProgress: ({ phase, done, total }) => ctx.progress({ phase, done, total, records: train.length }),
-      });
-      const outputs = { train: await writeJsonl(store, ctx.outputKey('train.jsonl'), records), validation: split.validation, test: split.test };
-      return { outputs, metrics };
-    }),
-
-    noop: defineStage(store, async (ctx) => {
-      const { sleepMs, failAttempts } = ctx.input.config as NoopOptions;
-      if (ctx.attempt <= failAttempts) {
-        throw new Error(`injected transient failure on attempt ${ctx.attempt} (failAttempts: ${failAttempts})`);
-      }
-      if (sleepMs > 0) await sleep(sleepMs, undefined, { signal: ctx.signal }).catch(() => undefined);
-      return { outputs: {}, metrics: { sleptMs: sleepMs } };
-    }),
-
-    tokenizer: defineStage(store, tokenizerStage),
-    finetune: defineStage(store, finetuneStage),
-    evaluate: defineStage(store, evaluateStage),
-    distill: defineStage(store, distillStage),
-    quantize: defineStage(store, quantizeStage),
-    command: defineStage(store, commandStage),
-    replay: defineStage(store, replayStage),
-    champion: defineStage(store, championStage),
-    promote: defineStage(store, promoteStage),
+export function createActivities({ store, translators, compute = 'thread' }: ActivityDependencies): Record<StageType, StageActivity> {
+  const config = store.config;
+  const implementation = (type: StageType): StageImplementation => {
+    if (type === 'augment' && translators) return augmentStage(translators);
+    if (compute === 'thread' && config && !MAIN_THREAD_STAGES.has(type)) return (ctx) => runInThread(type, ctx, config);
+    return (ctx) => loadStageImplementation(type)(ctx);
   };
-}
-
-function singleInput(input: StageInput): StageResult {
-  const first = input.dataInputs[0] === undefined ? undefined : input.inputs[input.dataInputs[0]];
-  if (!first) throw new Error(`stage "${input.stage}" received no input; the plan should have given it one`);
-  return first;
+  return {
+    collect: defineStage(store, implementation('collect')),
+    clean: defineStage(store, implementation('clean')),
+    split: defineStage(store, implementation('split')),
+    augment: defineStage(store, implementation('augment')),
+    noop: defineStage(store, implementation('noop')),
+    tokenizer: defineStage(store, implementation('tokenizer')),
+    finetune: defineStage(store, implementation('finetune')),
+    evaluate: defineStage(store, implementation('evaluate')),
+    distill: defineStage(store, implementation('distill')),
+    quantize: defineStage(store, implementation('quantize')),
+    command: defineStage(store, implementation('command')),
+    replay: defineStage(store, implementation('replay')),
+    champion: defineStage(store, implementation('champion')),
+    promote: defineStage(store, implementation('promote')),
+  };
 }

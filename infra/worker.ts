@@ -25,6 +25,8 @@ export interface WorkerOptions {
   queuePrefix?: string;
   /** GPUs on this node: a `gpu` worker runs one training activity per GPU. Default `TEMPERED_GPUS` or 1. */
   gpus?: number;
+  /** Where stage compute runs (see `ActivityDependencies.compute`). Default `thread`. */
+  compute?: 'thread' | 'main';
   /** Pre-built workflow bundle (tests and `run --local` build it once). */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
@@ -62,7 +64,7 @@ export async function startWorkers(options: WorkerOptions): Promise<RunningWorke
   const queues = options.queues ?? [TASK_QUEUES.cpu, TASK_QUEUES.gpu];
   installWorkerRuntime();
   const connection = await NativeConnection.connect(await connectionOptions(options.settings));
-  const activities = createActivities({ store: options.store });
+  const activities = createActivities({ store: options.store, compute: options.compute });
   const gpus = options.gpus ?? Number(process.env.TEMPERED_GPUS ?? 1);
   try {
     const bundle = queues.includes(TASK_QUEUES.cpu) ? (options.workflowBundle ?? (await bundleWorkflows())) : undefined;

