@@ -61,7 +61,7 @@ export function runInThread(type: StageType, ctx: StageContext, store: StoreConf
   const data: ComputeThreadData = { type, input: ctx.input, attempt: ctx.attempt, resumeDetails: ctx.resumeDetails, store };
   const thread = startThread(data);
   // Stage code has no business on stdout (`--json` output): its console goes to stderr.
-  thread.stdout.pipe(process.stderr, { end: false });
+  thread.stdout.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   return new Promise((resolve, reject) => {
     let settled = false;
     let killTimer: NodeJS.Timeout | undefined;

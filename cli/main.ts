@@ -427,9 +427,14 @@ async function continualDemo(stateDir: string): Promise<void> {
   }
 }
 
-/** Writes the run's report under the state directory unless `out` says where. */
-function writeReport(stateDir: string, summary: RunSummary, out?: string) {
-  return writeRunReport(summary, path.resolve(out ?? path.join(stateDir, 'reports', summary.runId)));
+/** Writes the run's report under the state directory unless `out` says where; curves come from the store. */
+async function writeReport(stateDir: string, summary: RunSummary, out?: string) {
+  const store = await openStore(stateDir);
+  try {
+    return await writeRunReport(summary, path.resolve(out ?? path.join(stateDir, 'reports', summary.runId)), store);
+  } finally {
+    await store.close();
+  }
 }
 
 async function loadPlan(specFile: string, options: { noCache?: boolean } = {}): Promise<Plan> {

@@ -14,9 +14,9 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   split: 1,
   noop: 1,
   tokenizer: 1,
-  finetune: 1,
+  finetune: 2, // 2: the loss history is the `curves` artifact, no longer in metrics
   evaluate: 1,
-  distill: 1,
+  distill: 2,
   quantize: 1,
   command: 1,
   replay: 1,

@@ -21,6 +21,7 @@ import { estimateLoss, trainModel, type TrainHooks, type TrainResult } from '../
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } from './model-artifacts';
 import { readDataset } from '../datasets';
+import { CURVES_OUTPUT, writeCurves } from '../curves';
 import { classifyExamples, labelsOf, lmExamples, sample } from './examples';
 import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './memory';
 
@@ -149,7 +150,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
     );
     const outputs = await saveModelArtifacts(ctx.store, ctx.input.outputPrefix, { gpt, objective: options.objective, labels, tokenizer: tokenizerRef, base });
     return {
-      outputs,
+      outputs: { ...outputs, [CURVES_OUTPUT]: await writeHistory(ctx, result.train) },
       metrics: {
         ...trainingMetrics(info, gpt, options.objective, result.train, result.resumedFromStep),
         examples: { train: train.length, validation: validation.length },
@@ -224,7 +225,7 @@ export const distillStage: StageImplementation = async (ctx) => {
     const [teacherMs, studentMs] = [speed(teacher.gpt), speed(student)];
     const outputs = await saveModelArtifacts(ctx.store, ctx.input.outputPrefix, { gpt: student, objective: 'classify', labels, tokenizer: teacherResult.outputs.tokenizer });
     return {
-      outputs,
+      outputs: { ...outputs, [CURVES_OUTPUT]: await writeHistory(ctx, result.train) },
       metrics: {
         ...trainingMetrics(info, student, 'classify', result.train, result.resumedFromStep),
         teacherParameters: teacher.gpt.parameterCount(),
@@ -453,8 +454,14 @@ function trainingMetrics(info: BackendInfo, gpt: Gpt, objective: Objective, resu
     tokensPerSec: Math.round(result.tokensPerSec),
     resumedFromStep,
     final: last ? { valLoss: last.valLoss, valAccuracy: last.valAccuracy, valF1: last.valF1 } : undefined,
-    history: result.history.map((h) => ({ ...h, loss: round(h.loss), lr: Number(h.lr.toPrecision(4)) })),
+    curve: { points: result.history.length },
   };
+}
+
+/** The per-step history as the stage's `curves` artifact (metrics keep only its length). */
+function writeHistory(ctx: StageContext, result: TrainResult): Promise<ArtifactRef> {
+  const points = result.history.map((h) => ({ ...h, loss: round(h.loss), lr: Number(h.lr.toPrecision(4)) }));
+  return writeCurves(ctx.store, ctx.outputKey('curves.jsonl'), points);
 }
 
 /** Argmax class of each example, in batches. */

@@ -1,7 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { RunSummary } from '../../workflows/types';
+import type { ArtifactStore } from '../../activities/store';
 import { buildCharts } from './charts';
+import { withCurves } from './curves';
 import { renderReportHtml, type RenderedChart } from './html';
 import { buildReportModel } from './report-model';
 import { renderChartSvg } from './svg-render';
@@ -17,10 +19,11 @@ export interface RunReportFiles {
 /**
  * Writes the report of a run: `index.html` plus one `.svg` per figure, into `outDir` (created if
  * missing; files of an earlier report there are overwritten). Sections whose data the summary
- * lacks are left out, so a data-only run gets a stage table and no charts.
+ * lacks are left out, so a data-only run gets a stage table and no charts. Loss curves are
+ * artifacts: without `store` the report has none.
  */
-export async function writeRunReport(summary: RunSummary, outDir: string): Promise<RunReportFiles> {
-  const model = buildReportModel(summary);
+export async function writeRunReport(summary: RunSummary, outDir: string, store?: ArtifactStore): Promise<RunReportFiles> {
+  const model = buildReportModel(store ? await withCurves(summary, store) : summary);
   const rendered: RenderedChart[] = [];
   // One at a time: each View is small, and the order keeps output stable.
   for (const chart of buildCharts(model)) {

@@ -1,4 +1,8 @@
+import { mkdtemp } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { readCurves } from '../../activities/curves';
+import { writeRunReport } from '../../cli/report';
 import { loadSpecText } from '../../pipelines/load';
 import { planPipeline } from '../../pipelines/plan';
 import { newRunId, startRun } from '../../cli/runs';
@@ -87,7 +91,18 @@ test('two-phase fine-tune, evaluate, distill and quantize run end to end', async
   const m = (stage: string) => summary.stages[stage].metrics as Record<string, any>;
 
   expect(m('base')).toMatchObject({ objective: 'causal-lm', steps: 6, backend: 'wasm' });
-  expect(m('base').history.length).toBeGreaterThanOrEqual(6);
+  // the loss curve is an artifact: the summary (workflow payloads) carries its ref, not its points
+  expect(m('base').history).toBeUndefined();
+  expect(m('base').curve).toEqual({ points: expect.any(Number) });
+  const curveRef = summary.stages.base.outputs.find((o) => o.name === 'curves');
+  expect(curveRef).toBeDefined();
+  const curve = await readCurves(h.store, { ...curveRef!, mediaType: 'application/jsonl' });
+  expect(curve.length).toBe(m('base').curve.points);
+  expect(curve.map((p) => p.step)).toEqual(expect.arrayContaining([1, 6]));
+  expect(curve.every((p) => typeof p.loss === 'number' && Number.isFinite(p.loss))).toBe(true);
+  // ... and the report reads it from the store for its loss chart
+  const report = await writeRunReport(summary, await mkdtemp(path.join(os.tmpdir(), 'tempered-training-report-')), h.store);
+  expect(report.svgPaths.map((p) => path.basename(p))).toContain('loss-curves.svg');
   expect(m('base').worker.taskQueue).toBe('gpu');
   // LoRA: only adapters and the new head train, and only they are stored
   expect(m('domain').trainableFraction).toBeLessThan(0.5);

@@ -1,0 +1,32 @@
+import type { ArtifactRef } from '../workflows/types';
+import { readJsonl, writeJsonl, type ArtifactStore } from './store';
+
+// Training curves are artifacts, not metrics (ARCHITECTURE.md, invariant 1): a per-step history
+// is ~55 bytes a step and would ride in activity results, downstream inputs and the workflow
+// result, so a long run would pass Temporal's 2 MB payload limit. A stage writes its curve as JSONL
+// under its output prefix, returns it as the `curves` output, and keeps only a summary in metrics.
+
+/** One point of a curve: the step and what was measured at it (loss, lr, valLoss, valF1, ...). */
+export type CurvePoint = { step: number } & Record<string, number | undefined>;
+
+/** The output name under which a stage returns its curve. */
+export const CURVES_OUTPUT = 'curves';
+
+/** Writes the curve as JSONL at `key`. */
+export function writeCurves(store: ArtifactStore, key: string, points: readonly CurvePoint[]): Promise<ArtifactRef> {
+  return writeJsonl(store, key, points);
+}
+
+/** Reads a curve back (verified). */
+export async function readCurves(store: ArtifactStore, ref: ArtifactRef): Promise<CurvePoint[]> {
+  const points: CurvePoint[] = [];
+  for await (const point of readJsonl<CurvePoint>(store, ref)) points.push(point);
+  return points;
+}
+
+/** What metrics keep of a curve: its length and its last value of each measure. */
+export function curveSummary(points: readonly CurvePoint[]): { points: number; last: Record<string, number> } {
+  const last: Record<string, number> = {};
+  for (const point of points) for (const [k, v] of Object.entries(point)) if (typeof v === 'number' && Number.isFinite(v)) last[k] = v;
+  return { points: points.length, last };
+}
