@@ -26,8 +26,8 @@ import { createSchedule, describeSchedule, listSchedules, OVERLAP_POLICY_NAMES, 
 import { OVERLAP_POLICIES, type ScheduleBlock } from '../pipelines/schema';
 import type { PipelineWorkflowInput } from '../workflows/pipeline';
 
-/** Exit codes: 0 success, 1 a run or command failed, 2 the input (spec, arguments) is wrong. */
-const EXIT = { ok: 0, failed: 1, badInput: 2 } as const;
+/** Exit codes: 0 success, 1 a run or command failed, 2 the input (spec, arguments) is wrong, 130/143 a local run cancelled by SIGINT/SIGTERM. */
+const EXIT = { ok: 0, failed: 1, badInput: 2, interrupted: 130, terminated: 143 } as const;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -491,14 +491,44 @@ async function runPlan(
       console.log(runId);
       return undefined;
     }
-    const summary = await waitForRun(client, started.workflowId, !opts.json);
-    if (opts.json) printJson(summary);
-    else console.log(formatSummary(summary));
-    return summary;
+    // The run's workers live in this process: a signal must not leave it RUNNING with none. The
+    // first Ctrl-C / SIGTERM cancels it and waits until its stages have stopped; a second exits now.
+    const stopSignals = workers ? cancelOnSignal(client, started.workflowId, runId) : undefined;
+    try {
+      const summary = await waitForRun(client, started.workflowId, !opts.json);
+      if (opts.json) printJson(summary);
+      else console.log(formatSummary(summary));
+      if (stopSignals?.received) process.exitCode = stopSignals.received === 'SIGINT' ? EXIT.interrupted : EXIT.terminated;
+      return summary;
+    } finally {
+      stopSignals?.remove();
+    }
   } finally {
     await client.connection.close();
     await workers?.shutdown();
   }
+}
+
+/** Cancels the run on the first SIGINT or SIGTERM, exits on the second. */
+function cancelOnSignal(client: Client, workflowId: string, runId: string): { received?: NodeJS.Signals; remove(): void } {
+  const state: { received?: NodeJS.Signals; remove(): void } = {
+    remove: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+  function onSignal(signal: NodeJS.Signals) {
+    if (state.received) {
+      log(`${signal} again: exiting without waiting; run ${runId} may stay RUNNING until a worker picks it up ("tempered cancel ${runId}")`);
+      process.exit(signal === 'SIGINT' ? EXIT.interrupted : EXIT.terminated);
+    }
+    state.received = signal;
+    log(`${signal}: cancelling run ${runId}, whose workers run in this process; waiting for its stages to stop (again to exit now)`);
+    client.workflow.getHandle(workflowId).cancel().catch((err: unknown) => log(`could not cancel run ${runId}: ${err instanceof Error ? err.message : String(err)}`));
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return state;
 }
 
 function uiLink(settings: TemporalSettings, workflowId: string, servers: Awaited<ReturnType<typeof readServers>>): string | undefined {

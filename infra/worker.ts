@@ -42,14 +42,18 @@ export interface RunningWorkers {
 /**
  * Installs the process's Temporal runtime so that every log line — the TypeScript SDK's and the
  * native core's (e.g. TMPRL1104 warnings) — goes through `logger`, which writes to stderr by
- * default. Left alone, core prints coloured lines to stdout, into `--json` output. Must run before
- * the first connection; a second call in one process keeps the first runtime.
+ * default (left alone, core prints coloured lines to stdout, into `--json` output), and leaves
+ * signals to the entry point. Must run before the first connection; a second call in one process
+ * keeps the first runtime.
  */
 export function installWorkerRuntime(options: { level?: LogLevel; logger?: Logger } = {}): void {
   const level = options.level ?? 'WARN';
   if (Runtime._instance) return;
   Runtime.install({
     logger: options.logger ?? new DefaultLogger(level),
+    // The SDK's default stops every worker on SIGINT/SIGTERM by itself: a `run --local` would lose
+    // its workers and leave the run RUNNING. The entry points handle signals (cancel, then drain).
+    shutdownSignals: [],
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level, other: level }), forward: {} } },
   });
 }
