@@ -13,12 +13,13 @@ import { formatDuration } from '../pipelines/duration';
 import { SpecValidationError } from '../pipelines/errors';
 import { loadSpecFile } from '../pipelines/load';
 import { planPipeline, TASK_QUEUES, type Plan, type TaskQueue } from '../pipelines/plan';
+import { checkRunArgument, checkRunId, checkScheduleId, InvalidRunIdError } from '../pipelines/run-id';
 import type { RunSummary, StageManifest } from '../workflows/types';
 import { formatHeadline, formatSummary } from './format';
 import { exitAfterFlush, keepStdoutForJson, printJson } from './output';
-import { openReport, writeRunReport } from './report';
+import { defaultReportDir, openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
-import { cancelRun, getRunInput, getRunSummary, listRuns, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun, waitForRun } from './runs';
+import { cancelRun, getRunInput, getRunSummary, listRuns, localQueuePrefix, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun, waitForRun } from './runs';
 import { planResume } from './resume';
 import { formatCycles, readWatermark } from './cycles';
 import { runContinualDemo } from './continual-demo';
@@ -57,7 +58,7 @@ function program(): Command {
     .command('run')
     .description('start a run of a spec')
     .argument('<spec>', 'pipeline spec (YAML)')
-    .option('--run-id <id>', 'run id (default: time-based); starting a running id again attaches to it')
+    .option('--run-id <id>', 'run id (default: time-based); starting a running id again attaches to it', checkRunId)
     .option('--wait', 'wait for the run, showing live per-stage progress')
     .option('--json', 'print the final summary as JSON (implies --wait)')
     .option('--local', 'run the workers the pipeline needs in this process (implies --wait)')
@@ -65,13 +66,13 @@ function program(): Command {
     .action(async (specFile: string, opts: { runId?: string; wait?: boolean; json?: boolean; local?: boolean; cache: boolean }) => {
       const plan = await loadPlan(specFile, { noCache: !opts.cache });
       const summary = await runPlan(plan, { ...opts, stateDir: cli.opts().stateDir });
-      if (summary && summary.status !== 'succeeded') process.exitCode = EXIT.failed;
+      if (summary && summary.status !== 'succeeded') process.exitCode ??= EXIT.failed; // a signal's code stays
     });
 
   cli
     .command('resume')
     .description('start a new run of a failed, cancelled or terminated run that reuses every stage that succeeded')
-    .argument('<run>', 'run id or workflow id')
+    .argument('<run>', 'run id or workflow id', checkRunArgument)
     .option('--spec <file>', 'the (fixed) spec to run; changed stages and their descendants run again')
     .option('--dry-run', 'only print what would be reused and what would run')
     .option('--wait', 'wait for the run, showing live progress')
@@ -87,7 +88,8 @@ function program(): Command {
         const summary = await getRunSummary(client, workflowId);
         if (summary.status === 'running') throw new UsageError(`run ${summary.runId} is still running; cancel it first ("tempered cancel ${summary.runId}") or wait for it`);
         const previous = await getRunInput(client, workflowId);
-        plan = opts.spec ? await loadPlan(opts.spec) : previous.plan;
+        // The earlier plan's queue prefix may be a `--local` process's own, which no worker polls now.
+        plan = opts.spec ? await loadPlan(opts.spec) : { ...previous.plan, queuePrefix: queuePrefixFromEnv() };
         resume = planResume({ plan: previous.plan, summary }, plan);
       } finally {
         await client.connection.close();
@@ -96,13 +98,13 @@ function program(): Command {
       for (const d of resume.decisions) log(`  ${d.action === 'reuse' ? 'reuse' : 'run  '}  ${d.stage.padEnd(width)}  ${d.reason}`);
       if (opts.dryRun) return;
       const summary = await runPlan(plan, { ...opts, stateDir, reuse: resume.reuse });
-      if (summary && summary.status !== 'succeeded') process.exitCode = EXIT.failed;
+      if (summary && summary.status !== 'succeeded') process.exitCode ??= EXIT.failed; // a signal's code stays
     });
 
   cli
     .command('status')
     .description("a run's per-stage status")
-    .argument('<run>', 'run id or workflow id')
+    .argument('<run>', 'run id or workflow id', checkRunArgument)
     .option('--json', 'print the summary as JSON')
     .action(async (run: string, opts: { json?: boolean }) =>
       withClient(cli, async (client) => {
@@ -129,7 +131,7 @@ function program(): Command {
   cli
     .command('report')
     .description("write a run's HTML report: loss curves, metrics, confusion matrices, two-phase lift, size/quality")
-    .argument('<run>', 'run id or workflow id')
+    .argument('<run>', 'run id or workflow id', checkRunArgument)
     .option('--out <dir>', 'output directory (default: .tempered/reports/<run>)')
     .option('--open', 'open it in the browser')
     .action(async (run: string, opts: { out?: string; open?: boolean }) =>
@@ -144,7 +146,7 @@ function program(): Command {
   cli
     .command('cancel')
     .description('cancel a run; its running stages are cancelled too')
-    .argument('<run>', 'run id or workflow id')
+    .argument('<run>', 'run id or workflow id', checkRunArgument)
     .action(async (run: string) =>
       withClient(cli, async (client) => {
         const workflowId = await resolveWorkflowId(client, run);
@@ -161,7 +163,7 @@ function program(): Command {
     .option('--cron <expr>', 'cron expression, UTC (e.g. "0 3 * * *")')
     .option('--every <duration>', 'fixed interval (e.g. 6h)')
     .addOption(new Option('--overlap <policy>', 'a tick while a run still runs').choices([...OVERLAP_POLICIES]))
-    .option('--id <scheduleId>', 'schedule id (default: the pipeline name)')
+    .option('--id <scheduleId>', 'schedule id (default: the pipeline name)', checkScheduleId)
     .option('--paused', 'create it paused')
     .action(async (specFile: string, opts: { cron?: string; every?: string; overlap?: ScheduleBlock['overlap']; id?: string; paused?: boolean }) => {
       if (opts.cron && opts.every) throw new UsageError('give --cron or --every, not both');
@@ -249,7 +251,7 @@ function program(): Command {
     .command('register')
     .description("register a model stage's outputs from a run as the next version")
     .argument('<name>', 'model name, e.g. spam-classifier')
-    .requiredOption('--run <run>', 'run id or workflow id')
+    .requiredOption('--run <run>', 'run id or workflow id', checkRunArgument)
     .requiredOption('--stage <stage>', 'a finetune, distill or quantize stage of that run')
     .option('--promote', 'make it the champion too')
     .action(async (name: string, opts: { run: string; stage: string; promote?: boolean }) =>
@@ -397,7 +399,7 @@ function program(): Command {
         const report = await writeReport(stateDir, summary);
         log(`report: ${report.htmlPath}`);
       }
-      if (summary?.status !== 'succeeded') process.exitCode = EXIT.failed;
+      if (summary?.status !== 'succeeded') process.exitCode ??= EXIT.failed;
     });
 
   return cli;
@@ -431,7 +433,7 @@ async function continualDemo(stateDir: string): Promise<void> {
 async function writeReport(stateDir: string, summary: RunSummary, out?: string) {
   const store = await openStore(stateDir);
   try {
-    return await writeRunReport(summary, path.resolve(out ?? path.join(stateDir, 'reports', summary.runId)), store);
+    return await writeRunReport(summary, out ? path.resolve(out) : defaultReportDir(path.join(stateDir, 'reports'), summary.runId), store);
   } finally {
     await store.close();
   }
@@ -449,14 +451,14 @@ async function startLocalServers(stateDir: string, ports?: Partial<typeof DEFAUL
   log(`  state     ${servers.stateDir}`);
 }
 
-async function startWorkersFor(stateDir: string, queues: TaskQueue[], logLevel: 'WARN' | 'ERROR' = 'WARN'): Promise<RunningWorkers> {
+async function startWorkersFor(stateDir: string, queues: TaskQueue[], logLevel: 'WARN' | 'ERROR' = 'WARN', queuePrefix?: string): Promise<RunningWorkers> {
   const settings = await temporalSettings(stateDir);
   if (settings.source === 'local') await applyLocalStoreEnv(stateDir);
   const config = storeConfigFromEnv();
   log(`store: ${describeStore(config)}`);
   // In-process workers of `run --local` stay quiet: the run's own output reports failures.
   installWorkerRuntime({ level: logLevel });
-  return startWorkers({ settings, store: createStore(config), queues });
+  return startWorkers({ settings, store: createStore(config), queues, queuePrefix });
 }
 
 async function runPlan(
@@ -465,7 +467,9 @@ async function runPlan(
 ): Promise<RunSummary | undefined> {
   const settings = await temporalSettings(opts.stateDir);
   const neededQueues = [...new Set<TaskQueue>([TASK_QUEUES.cpu, ...plan.stages.map((s) => s.activity.taskQueue)])];
-  const workers = opts.local ? await startWorkersFor(opts.stateDir, neededQueues, 'ERROR') : undefined;
+  // In-process workers poll queues of this process alone, so another `--local` run never takes its stages.
+  if (opts.local) plan = { ...plan, queuePrefix: localQueuePrefix(plan.queuePrefix) };
+  const workers = opts.local ? await startWorkersFor(opts.stateDir, neededQueues, 'ERROR', plan.queuePrefix) : undefined;
   const client = await connectClient(settings);
   try {
     if (!workers) {
@@ -581,7 +585,7 @@ export async function main(argv = process.argv): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    if (err instanceof SpecValidationError || err instanceof UsageError || err instanceof ScheduleInputError || err instanceof RegistryError) {
+    if (err instanceof SpecValidationError || err instanceof UsageError || err instanceof InvalidRunIdError || err instanceof ScheduleInputError || err instanceof RegistryError) {
       log(err.message);
       process.exitCode = EXIT.badInput;
     } else if (err instanceof NoServerError) {
