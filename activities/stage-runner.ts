@@ -42,7 +42,7 @@ export interface StageHooks {
 
 /**
  * Wraps a stage implementation as a Temporal activity with the stage protocol around it:
- * a retry of a committed stage returns the committed result (DESIGN invariant 3); heartbeats carry
+ * a retry of a committed stage returns the committed result (ARCHITECTURE.md, invariant 3); heartbeats carry
  * progress on a timer (invariant 5); the manifest is written last; errors are classified (invariant 6).
  */
 export function defineStage(store: ArtifactStore, implementation: StageImplementation, hooks: StageHooks = {}): StageActivity {

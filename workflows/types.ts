@@ -1,4 +1,4 @@
-// Shapes that cross the workflow boundary. References only, never data (DESIGN invariant 1).
+// Shapes that cross the workflow boundary. References only, never data (ARCHITECTURE.md, invariant 1).
 
 /** A stored, content-addressed blob. The only form in which data leaves an activity. */
 export interface ArtifactRef {
@@ -38,7 +38,7 @@ export interface StageInput {
   baseDir: string;
   /** Pipeline seed combined with the stage name; same seed, same outputs. */
   seed: number;
-  /** Digest of the stage's type, config and implementation version; with the input digests it makes the cache key (DESIGN invariant 4). */
+  /** Digest of the stage's type, config and implementation version; with the input digests it makes the cache key (ARCHITECTURE.md, invariant 4). */
   cacheKey: string;
   /** Reuse a verified earlier result computed with the same key. */
   cache: boolean;

@@ -38,7 +38,7 @@ const TURN_INTERVAL_MS = 50;
  * Paces a long synchronous loop: `due()` (a clock read, cheap enough per item) says when
  * TURN_INTERVAL_MS have passed since the last turn, and `turn()` reports progress and lets the
  * event loop run, so timers such as the stage runner's heartbeat fire while the loop computes
- * (DESIGN invariant 5). Time-based, so fast inputs pay nothing. A turn never changes a result: the
+ * (ARCHITECTURE.md, invariant 5). Time-based, so fast inputs pay nothing. A turn never changes a result: the
  * loops keep their state local.
  */
 export class Pacer {

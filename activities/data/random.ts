@@ -1,7 +1,7 @@
 import { fmix32, fnv1a32 } from './hash';
 
 // Every random choice in the data stages comes from here — never Math.random — so a seed fixes
-// the output (DESIGN invariant 8). Streams are derived per purpose with `seedFrom(seed, salt)`,
+// the output (ARCHITECTURE.md, invariant 8). Streams are derived per purpose with `seedFrom(seed, salt)`,
 // which keeps one record's randomness independent of how many other records there are.
 
 /** A seeded pseudo-random stream. */

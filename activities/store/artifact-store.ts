@@ -1,6 +1,6 @@
 // The artifact store: one interface, two backends (file-store.ts, s3-store.ts). The backends only
 // move bytes; hashing on write and verification on read live here, once, so both behave the same
-// (DESIGN invariants 1 and 3).
+// (ARCHITECTURE.md, invariants 1 and 3).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

@@ -1,4 +1,4 @@
-// Store errors. Each class here is a condition a retry cannot fix (DESIGN invariant 6): the activity
+// Store errors. Each class here is a condition a retry cannot fix (ARCHITECTURE.md, invariant 6): the activity
 // layer turns them into non-retryable Temporal failures with `toFailure()`. Network faults, 5xx and
 // refused connections from S3 are deliberately NOT wrapped, so Temporal retries them with backoff.
 import { ApplicationFailure } from '@temporalio/common';

@@ -1,4 +1,4 @@
-// The stage commit protocol (DESIGN invariant 3). A stage writes its outputs under its fixed
+// The stage commit protocol (ARCHITECTURE.md, invariant 3). A stage writes its outputs under its fixed
 // `outputPrefix`, then `commitManifest` writes `<outputPrefix>manifest.json` LAST: the manifest's
 // presence is the commit. A retried attempt calls `readCommittedManifest` first and returns the
 // committed result, or, finding none, redoes the work and overwrites whatever partial output exists.

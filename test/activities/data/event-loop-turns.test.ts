@@ -7,7 +7,7 @@ import { splitRecords } from '../../../activities/data/split';
 import { synonymsFromTable } from '../../../activities/data/synonym-source';
 import { AugmentOptionsSchema, CleanOptionsSchema, SplitOptionsSchema } from '../../../pipelines/stage-types';
 
-// The stage runner heartbeats from a setInterval timer (DESIGN invariant 5), which fires only when
+// The stage runner heartbeats from a setInterval timer (ARCHITECTURE.md, invariant 5), which fires only when
 // the event loop gets a turn. These tests run a 10 ms ticker during data steps long enough to span
 // many turns and check it kept ticking — a step that held the event loop throughout would leave it
 // at 0. Counts are lower bounds only: a slow machine gives more turns, never fewer.
