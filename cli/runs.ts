@@ -3,6 +3,7 @@ import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowE
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
+import { checkRunArgument } from '../pipelines/run-id';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
 import type { RunStatus, RunSummary } from '../workflows/types';
 import { runIdFromWorkflowId } from '../workflows/run-id';
@@ -16,6 +17,14 @@ export const WORKFLOW_TYPE = 'pipelineWorkflow';
 export function newRunId(now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * The task queue prefix of one `run --local` process: its in-process workers poll only these
+ * queues, so two local runs on one server (two terminals) never take each other's stages.
+ */
+export function localQueuePrefix(basePrefix = ''): string {
+  return `${basePrefix}local-${randomBytes(4).toString('hex')}-`;
 }
 
 /** Workflow id of a run: pipeline name and run id. */
@@ -52,8 +61,9 @@ export async function startRun(
   return { workflowId, attached: false };
 }
 
-/** Resolves a run id or a workflow id to the workflow id. */
+/** Resolves a run id or a workflow id to the workflow id. Throws InvalidRunIdError for one that breaks the run id rule. */
 export async function resolveWorkflowId(client: Client, run: string): Promise<string> {
+  checkRunArgument(run);
   if (run.includes('--')) return run;
   for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
     if (execution.workflowId.endsWith(`--${run}`) || runIdFromWorkflowId(execution.workflowId) === run) return execution.workflowId;

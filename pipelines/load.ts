@@ -83,7 +83,8 @@ function describeIssue(
   const input = (issue as { input?: unknown }).input;
   if (issue.code === 'unrecognized_keys') {
     const allowed = allowedKeysAt(issuePath, raw);
-    return issue.keys.map((key) => ({
+    // `__proto__` has its own rule (rules.ts), which says why it is refused.
+    return issue.keys.filter((key) => key !== '__proto__').map((key) => ({
       path: [...issuePath, key].join('.'),
       message: `unknown key "${key}"${didYouMean(key, allowed)}; allowed here: ${allowed.join(', ')}`,
       ...locate([...issuePath, key], true),
@@ -98,6 +99,14 @@ function describeIssue(
     const typePath = issuePath[issuePath.length - 1] === 'type' ? issuePath : [...issuePath, 'type'];
     const where = locate(typePath);
     return [{ path: typePath.join('.'), message, ...(where.line ? where : locate(issuePath)) }];
+  }
+  if (issue.code === 'invalid_key') {
+    // A map key the key schema refuses: a stage name, most often. Point at the key, not its value.
+    const key = String(issuePath[issuePath.length - 1]);
+    const what = issuePath.length === 2 && issuePath[0] === 'stages' ? 'stage name' : 'key';
+    const reasons = [...new Set(issue.issues.map((i) => i.message))].join('; ');
+    const joined = reasons.startsWith('is ') ? ` ${reasons}` : `: ${lowerFirst(reasons)}`;
+    return [{ path: issuePath.join('.'), message: `${what} ${preview(key)}${joined}`, ...locate(issuePath, true) }];
   }
   if (issue.code === 'invalid_type' && input === undefined) {
     return [{ path: issuePath.join('.'), message: `missing required key (expected ${issue.expected})`, ...locate(issuePath.slice(0, -1)) }];

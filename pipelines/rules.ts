@@ -1,4 +1,7 @@
+import { intervalOrderProblem } from './activity-options';
+import { parseDuration } from './duration';
 import { dependenciesOf, findCycle, referencesOf } from './graph';
+import { DEFAULT_RETRY } from './schema';
 import { didYouMean } from './suggest';
 
 // Cross-field rules the schema cannot express, grouped by area. They read the raw YAML value
@@ -15,10 +18,69 @@ type RawStage = Record<string, unknown>;
 export function checkRules(raw: unknown): RuleProblem[] {
   const document = documentRules(raw);
   if (document.length > 0) return document;
+  const keys = reservedKeyRules(raw, []);
+  const retry = retryRules(raw as Record<string, unknown>);
   const stagesValue = (raw as { stages?: unknown } | null)?.stages;
-  if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [];
-  const stages = stagesValue as Record<string, RawStage>;
-  return [...graphRules(stages), ...dataRules(stages), ...trainingRules(stages)];
+  if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [...keys, ...retry];
+  // Without a prototype, a reference to "constructor" or "toString" is not found on every map.
+  const stages: Record<string, RawStage> = Object.assign(Object.create(null) as Record<string, RawStage>, stagesValue);
+  return [...keys, ...retry, ...graphRules(stages), ...dataRules(stages), ...trainingRules(stages)];
+}
+
+/**
+ * `__proto__` anywhere: the YAML parser keeps it as a key, but any plain object it is copied into
+ * (the validated stages map, a command's env) takes it for its prototype and drops it without a word.
+ */
+function reservedKeyRules(value: unknown, at: Array<string | number>, depth = 0): RuleProblem[] {
+  if (!value || typeof value !== 'object' || depth > 64) return [];
+  const problems: RuleProblem[] = [];
+  const entries: Array<[string | number, unknown]> = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  for (const [key, child] of entries) {
+    if (key === '__proto__') {
+      problems.push({
+        path: [...at, key],
+        message:
+          at.length === 1 && at[0] === 'stages'
+            ? 'stage name "__proto__" is reserved: JavaScript takes it for an object\'s prototype, so the stage would vanish; rename the stage, e.g. "proto"'
+            : 'key "__proto__" is reserved: JavaScript takes it for an object\'s prototype and would drop it silently; rename it',
+      });
+    }
+    problems.push(...reservedKeyRules(child, [...at, key], depth + 1));
+  }
+  return problems;
+}
+
+/** maximumInterval must not be shorter than initialInterval, with each stage's values merged over `defaults.retry`. */
+function retryRules(raw: Record<string, unknown>): RuleProblem[] {
+  const ms = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined);
+  const retryOf = (owner: unknown) => {
+    const retry = (owner as { retry?: unknown } | null | undefined)?.retry;
+    return retry && typeof retry === 'object' ? (retry as Record<string, unknown>) : {};
+  };
+  const usable = (v: number | undefined): v is number => v !== undefined && v > 0;
+  const defaults = retryOf(raw.defaults);
+  const defaultInitial = ms(defaults.initialInterval) ?? DEFAULT_RETRY.initialInterval;
+  const defaultMaximum = ms(defaults.maximumInterval) ?? DEFAULT_RETRY.maximumInterval;
+  const problems: RuleProblem[] = [];
+  if (usable(defaultInitial) && usable(defaultMaximum) && defaultMaximum < defaultInitial) {
+    const field = defaults.maximumInterval !== undefined ? 'maximumInterval' : 'initialInterval';
+    problems.push({ path: ['defaults', 'retry', field], message: intervalOrderProblem(defaultInitial, defaultMaximum) });
+  }
+  const stages = raw.stages && typeof raw.stages === 'object' && !Array.isArray(raw.stages) ? Object.entries(raw.stages) : [];
+  for (const [name, stage] of stages) {
+    const retry = retryOf(stage);
+    if (retry.initialInterval === undefined && retry.maximumInterval === undefined) continue;
+    const initial = ms(retry.initialInterval) ?? defaultInitial;
+    const maximum = ms(retry.maximumInterval) ?? defaultMaximum;
+    if (!usable(initial) || !usable(maximum) || maximum >= initial) continue;
+    const inherited = {
+      initial: retry.initialInterval === undefined ? (defaults.initialInterval === undefined ? 'the default' : 'defaults.retry') : undefined,
+      maximum: retry.maximumInterval === undefined ? (defaults.maximumInterval === undefined ? 'the default' : 'defaults.retry') : undefined,
+    };
+    const field = retry.maximumInterval !== undefined ? 'maximumInterval' : 'initialInterval';
+    problems.push({ path: ['stages', name, 'retry', field], message: intervalOrderProblem(initial, maximum, inherited) });
+  }
+  return problems;
 }
 
 /** The file is a YAML mapping: not empty, not a list or a scalar, not a binary file read as text. */

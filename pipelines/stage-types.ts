@@ -3,6 +3,25 @@ import { duration } from './duration';
 
 // Options of each stage type. Types are inferred from these schemas; nothing else defines them.
 
+// Upper bounds of counts, generous enough for any real job and low enough that a typo (`1e12`)
+// fails at validation rather than hours into a run.
+/** Optimizer steps and step intervals: at most 10^8. */
+export const MAX_STEPS = 100_000_000;
+/** Records or examples a stage keeps or reads: at most 10^9. */
+export const MAX_RECORDS = 1_000_000_000;
+/** Characters of one record: at most 10^8 (100 M). */
+export const MAX_RECORD_CHARS = 100_000_000;
+/** A noop stage's wait: at most 1 day. */
+export const MAX_SLEEP_MS = 86_400_000;
+
+/** A whole number from `min` to `max`. */
+const count = (min: number, max: number) =>
+  z
+    .number()
+    .int()
+    .min(min)
+    .max(max, { error: (issue) => `too big: expected at most ${max.toLocaleString('en-US')}, found ${String(issue.input)}; lower it (the bound catches typos such as 1e12)` });
+
 /** Where collect reads from: a local glob, or an S3 prefix. */
 export const SourceSchema = z.union([
   z.strictObject({
@@ -14,7 +33,12 @@ export const SourceSchema = z.union([
     s3: z.string().regex(/^s3:\/\/[^/]+/, 'expected s3://bucket/prefix'),
     /** Only keys matching this glob (relative to the prefix) are read. Default: all. */
     include: z.string().optional(),
-    /** S3-compatible endpoint for this source. Default: the store's endpoint / AWS default. */
+    /**
+     * S3-compatible endpoint for this source. Default: the store's endpoint / AWS default. Requests
+     * to an endpoint other than the worker's own store endpoint are sent unsigned (anonymous), so the
+     * worker's credentials never go where a spec points, unless the worker lists that endpoint in
+     * `TEMPERED_S3_SIGNED_ENDPOINTS`.
+     */
     endpoint: z.string().url().optional(),
   }),
 ]);
@@ -37,8 +61,8 @@ export const CollectOptionsSchema = z.strictObject({
   labelFromPath: z.string().optional(),
   /** For text files: one record per `file`, per blank-line-separated `paragraph`, or per `line`. Default `file`. */
   segment: z.enum(['file', 'paragraph', 'line']).default('file'),
-  /** Keep at most this many records (after sampling). Default: all. */
-  limit: z.number().int().positive().optional(),
+  /** Keep at most this many records (after sampling), 1 to 10^9. Default: all. */
+  limit: count(1, MAX_RECORDS).optional(),
   /** Keep each record with this probability (seeded). Default 1. */
   sample: z.number().gt(0).lte(1).default(1),
   /**
@@ -62,8 +86,8 @@ export const NearDedupSchema = z.strictObject({
   shingleSize: z.number().int().min(1).max(20).default(5),
   /** MinHash permutations; more is more precise and slower. Default 128. */
   numPermutations: z.number().int().min(16).max(1024).default(128),
-  /** LSH bands; numPermutations must be divisible by it. Default 32. */
-  bands: z.number().int().min(1).default(32),
+  /** LSH bands, 1 to 1024; numPermutations must be divisible by it. Default 32. */
+  bands: count(1, 1024).default(32),
 });
 export type NearDedupOptions = z.infer<typeof NearDedupSchema>;
 
@@ -87,10 +111,10 @@ export const CleanOptionsSchema = z.strictObject({
   stripMailHeaders: z.boolean().default(false),
   /** Remove HTML tags, scripts and styles; decode entities. Default false. */
   stripHtml: z.boolean().default(false),
-  /** Drop records shorter than this many characters after cleaning. Default 1. */
-  minChars: z.number().int().min(0).default(1),
-  /** Drop records longer than this many characters after cleaning. Default 100000. */
-  maxChars: z.number().int().positive().default(100_000),
+  /** Drop records shorter than this many characters after cleaning, 0 to 10^8. Default 1. */
+  minChars: count(0, MAX_RECORD_CHARS).default(1),
+  /** Drop records longer than this many characters after cleaning, 1 to 10^8. Default 100000. */
+  maxChars: count(1, MAX_RECORD_CHARS).default(100_000),
   /** Drop exact duplicates (after cleaning). Default true. */
   exactDedup: z.boolean().default(true),
   /** MinHash/LSH near-duplicate removal; `false` disables it. Default on, threshold 0.8. */
@@ -140,10 +164,10 @@ export const SplitOptionsSchema = z.strictObject({
 export type SplitOptions = z.infer<typeof SplitOptionsSchema>;
 
 export const NoopOptionsSchema = z.strictObject({
-  /** Milliseconds to wait (heartbeating) before succeeding. Default 0. */
-  sleepMs: z.number().int().min(0).default(0),
-  /** Fail this many first attempts with a retryable error — for trying out retry policies. Default 0. */
-  failAttempts: z.number().int().min(0).default(0),
+  /** Milliseconds to wait (heartbeating) before succeeding, 0 to 86400000 (1 day). Default 0. */
+  sleepMs: count(0, MAX_SLEEP_MS).default(0),
+  /** Fail this many first attempts with a retryable error, 0 to 100 (the most attempts a stage has) — for trying out retry policies. Default 0. */
+  failAttempts: count(0, 100).default(0),
 });
 export type NoopOptions = z.infer<typeof NoopOptionsSchema>;
 
@@ -193,8 +217,8 @@ export const OptimizerSchema = z.strictObject({
   eps: z.number().positive().default(1e-8),
   /** Global-norm gradient clipping; 0 disables. Default 1. */
   clipNorm: z.number().min(0).default(1),
-  /** Linear warmup steps, then cosine decay. Default 10% of steps. */
-  warmupSteps: z.number().int().min(0).optional(),
+  /** Linear warmup steps, then cosine decay; 0 to 10^8. Default 10% of steps. */
+  warmupSteps: count(0, MAX_STEPS).optional(),
   /** The learning rate decays to this fraction of `lr`. Default 0.1. */
   minLrRatio: z.number().min(0).max(1).default(0.1),
 });
@@ -203,8 +227,8 @@ export type OptimizerOptions = z.infer<typeof OptimizerSchema>;
 export const TokenizerOptionsSchema = z.strictObject({
   /** Vocabulary size, special tokens included. Default 2000. */
   vocabSize: z.number().int().min(260).max(65_536).default(2000),
-  /** Byte pairs seen fewer times are not merged. Default 2. */
-  minFrequency: z.number().int().min(1).default(2),
+  /** Byte pairs seen fewer times are not merged; 1 to 10^9. Default 2. */
+  minFrequency: count(1, MAX_RECORDS).default(2),
 });
 export type TokenizerOptions = z.infer<typeof TokenizerOptionsSchema>;
 
@@ -219,30 +243,31 @@ export const FinetuneOptionsSchema = z.strictObject({
   model: ModelShapeSchema.prefault({}),
   /** Train low-rank adapters only; base weights stay frozen. Default off. */
   lora: LoraSchema.optional(),
-  /** Optimizer steps in all. Default 200. */
-  steps: z.number().int().min(1).default(200),
+  /** Optimizer steps in all, 1 to 10^8. Default 200. */
+  steps: count(1, MAX_STEPS).default(200),
   /** Examples per micro-batch. Default 16. */
   batchSize: z.number().int().min(1).max(4096).default(16),
   /** Micro-batches per optimizer step. Default 1. */
   gradientAccumulation: z.number().int().min(1).max(1024).default(1),
   optimizer: OptimizerSchema.prefault({}),
-  /** Validate every this many steps on `validationBatches` batches. Default 50. */
-  validateEvery: z.number().int().min(1).default(50),
-  /** Batches per validation. Default 8. */
-  validationBatches: z.number().int().min(1).default(8),
+  /** Validate every this many steps on `validationBatches` batches; 1 to 10^8. Default 50. */
+  validateEvery: count(1, MAX_STEPS).default(50),
+  /** Batches per validation, 1 to 100000. Default 8. */
+  validationBatches: count(1, 100_000).default(8),
   /** Stop when the metric has not improved for `patience` validations; the best checkpoint is kept. Default off. */
   earlyStopping: z
     .strictObject({
       metric: z.enum(['valLoss', 'valAccuracy', 'valF1']).default('valLoss'),
-      patience: z.number().int().min(1).default(3),
+      /** Validations without improvement before stopping, 1 to 10000. Default 3. */
+      patience: count(1, 10_000).default(3),
     })
     .optional(),
-  /** Save a resumable checkpoint every this many steps. Default 50. */
-  checkpointEvery: z.number().int().min(1).default(50),
+  /** Save a resumable checkpoint every this many steps, 1 to 10^8. Default 50. */
+  checkpointEvery: count(1, MAX_STEPS).default(50),
   /** Compute backend: `auto` prefers tfjs-node-gpu, then tfjs-node, wasm, cpu. Default `auto`. */
   backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
-  /** Use at most this many training examples (seeded sample). Default all. */
-  maxExamples: z.number().int().positive().optional(),
+  /** Use at most this many training examples (seeded sample), 1 to 10^9. Default all. */
+  maxExamples: count(1, MAX_RECORDS).optional(),
 });
 export type FinetuneOptions = z.infer<typeof FinetuneOptionsSchema>;
 
@@ -279,8 +304,8 @@ export const EvaluateOptionsSchema = z.strictObject({
     .prefault({}),
   /** Fail the run (non-retryable) unless every metric is within its bounds, e.g. `{ macroF1: { min: 0.9 } }`. */
   gate: GateSchema.optional(),
-  /** Evaluate at most this many examples (seeded sample). Default all. */
-  maxExamples: z.number().int().positive().optional(),
+  /** Evaluate at most this many examples (seeded sample), 1 to 10^9. Default all. */
+  maxExamples: count(1, MAX_RECORDS).optional(),
 });
 export type EvaluateOptions = z.infer<typeof EvaluateOptionsSchema>;
 
@@ -293,14 +318,20 @@ export const DistillOptionsSchema = z.strictObject({
   temperature: z.number().positive().default(2),
   /** Weight of the soft (KL) term; 1 − alpha weights the hard-label cross-entropy. Default 0.5. */
   alpha: z.number().min(0).max(1).default(0.5),
-  steps: z.number().int().min(1).default(200),
+  /** Optimizer steps in all, 1 to 10^8. Default 200. */
+  steps: count(1, MAX_STEPS).default(200),
+  /** Examples per batch, 1 to 4096. Default 16. */
   batchSize: z.number().int().min(1).max(4096).default(16),
   optimizer: OptimizerSchema.prefault({ lr: 1e-3 }),
-  validateEvery: z.number().int().min(1).default(50),
-  validationBatches: z.number().int().min(1).default(8),
-  checkpointEvery: z.number().int().min(1).default(50),
+  /** Validate every this many steps, 1 to 10^8. Default 50. */
+  validateEvery: count(1, MAX_STEPS).default(50),
+  /** Batches per validation, 1 to 100000. Default 8. */
+  validationBatches: count(1, 100_000).default(8),
+  /** Save a resumable checkpoint every this many steps, 1 to 10^8. Default 50. */
+  checkpointEvery: count(1, MAX_STEPS).default(50),
   backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
-  maxExamples: z.number().int().positive().optional(),
+  /** Train on at most this many examples (seeded sample), 1 to 10^9. Default all. */
+  maxExamples: count(1, MAX_RECORDS).optional(),
 });
 export type DistillOptions = z.infer<typeof DistillOptionsSchema>;
 
@@ -309,22 +340,74 @@ export const QuantizeOptionsSchema = z.strictObject({
   model: z.string(),
   /** Weight format. Only per-channel symmetric int8 for now. Default `int8`. */
   scheme: z.literal('int8').default('int8'),
-  /** Evaluate float and quantized models on this many test examples to report the metric and latency delta. Default 512. */
-  compareExamples: z.number().int().min(0).default(512),
+  /** Evaluate float and quantized models on this many test examples (0 to 10^6) to report the metric and latency delta. Default 512. */
+  compareExamples: count(0, 1_000_000).default(512),
 });
 export type QuantizeOptions = z.infer<typeof QuantizeOptionsSchema>;
 
 export const CommandOptionsSchema = z.strictObject({
-  /** Program and arguments, run without a shell. `{inputs}` and `{outputs}` expand to the staged directories. */
-  command: z.array(z.string()).min(1),
-  /** Output files the program must leave in its outputs directory, by name. */
-  outputs: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'a plain file name')).default([]),
+  /** Program and arguments (1 to 1000), run without a shell. `{inputs}` and `{outputs}` expand to the staged directories. */
+  command: z.array(z.string()).min(1).max(1000),
+  /**
+   * What the program must leave in its outputs directory: file names (`model.bin`), or directory
+   * names ending in `/` (`ckpt/`), at most 255 characters, inside that directory (no `..`, no
+   * absolute or nested paths; `log`, `log.txt` and `manifest.json` are reserved). Default none.
+   */
+  outputs: z
+    .array(z.string())
+    .max(1000)
+    .superRefine((outputs, ctx) => {
+      const seen = new Map<string, string>();
+      outputs.forEach((output, i) => {
+        const problem = outputPathProblem(output);
+        if (problem) return ctx.addIssue({ code: 'custom', path: [i], message: problem });
+        const name = output.replace(/\/$/, '');
+        const earlier = seen.get(name);
+        if (earlier !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [i], message: `output ${JSON.stringify(output)} is declared twice (found ${JSON.stringify(earlier)} before it); list each output once` });
+        }
+        seen.set(name, output);
+      });
+    })
+    .default([]),
   /** Extra environment variables (no secrets: they are part of the spec). */
   env: z.record(z.string(), z.string()).default({}),
   /** Working directory relative to the spec's directory. Default: the spec's directory. */
   cwd: z.string().optional(),
 });
 export type CommandOptions = z.infer<typeof CommandOptionsSchema>;
+
+/** Output names the command stage keeps for itself (activities/command: its log and the stage manifest). */
+export const RESERVED_COMMAND_OUTPUTS: readonly string[] = ['log', 'log.txt', 'manifest.json'];
+
+const OUTPUT_NAME = /^[A-Za-z0-9._-]{1,255}$/;
+
+/**
+ * Why a declared command output is refused, or undefined: it must name one file, or with a
+ * trailing `/` one directory, directly inside the program's outputs directory.
+ */
+export function outputPathProblem(output: string): string | undefined {
+  const fix = 'name a file (e.g. "model.bin") or a directory ending in "/" (e.g. "ckpt/") inside the outputs directory ($TEMPERED_OUTPUTS)';
+  const found = `found ${JSON.stringify(output.length > 60 ? `${output.slice(0, 57)}...` : output)}`;
+  if (output === '' || output === '/') return `an output needs a name, ${found}; ${fix}`;
+  if (output.startsWith('/') || output.includes('\\') || /^[A-Za-z]:/.test(output)) {
+    return `an output is relative to the outputs directory, ${found}: an absolute path, or a backslash; ${fix}`;
+  }
+  const name = output.endsWith('/') ? output.slice(0, -1) : output;
+  const segments = name.split('/');
+  if (segments.includes('..')) return `an output must stay inside the outputs directory, ${found}: ".." would leave it; ${fix}`;
+  if (name === '.' || segments.includes('.') || segments.includes('')) {
+    return `an output names one file or directory inside the outputs directory, ${found}: "." is the directory itself and "//" an empty name; ${fix}`;
+  }
+  if (segments.length > 1) {
+    return `an output is a file or directory directly inside the outputs directory, ${found}: a nested path; declare its top-level directory "${segments[0]}/" instead, which is uploaded whole`;
+  }
+  if (!OUTPUT_NAME.test(name)) return `an output name is letters, digits, ".", "_" and "-", at most 255 characters, ${found}; rename it`;
+  if (RESERVED_COMMAND_OUTPUTS.includes(name)) {
+    return `an output name must not be one the stage keeps for itself, ${found}: the log is stored as "log" at log.txt, the stage manifest at manifest.json; give it another name`;
+  }
+  return undefined;
+}
 
 
 // ---- continual learning -------------------------------------------------------------------
@@ -356,8 +439,8 @@ export const PromoteOptionsSchema = z.strictObject({
   replay: z.string().optional(),
   /** Metric compared on every test split. Default `accuracy`. */
   metric: z.enum(['accuracy', 'macroF1']).default('accuracy'),
-  /** Evaluate at most this many examples of each test split (seeded sample). Default all. */
-  maxExamples: z.number().int().positive().optional(),
+  /** Evaluate at most this many examples of each test split (seeded sample), 1 to 10^9. Default all. */
+  maxExamples: count(1, MAX_RECORDS).optional(),
   /** Promotion rule. */
   gate: z
     .strictObject({

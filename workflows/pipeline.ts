@@ -5,10 +5,12 @@ import {
   CancelledFailure,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { activityOptionIssues, type ActivityOptionIssue } from '../pipelines/activity-options';
 import type { Plan, PlannedStage } from '../pipelines/plan';
 import { PipelineRun } from './pipeline-run';
 import { runIdFromWorkflowId } from './run-id';
@@ -25,6 +27,13 @@ export interface PipelineWorkflowInput {
 
 /** Current state of every stage. */
 export const progressQuery = defineQuery<RunSummary>('progress');
+
+/**
+ * Marks runs that refuse to schedule a stage with invalid activity options. Only consulted for such a
+ * stage, so valid runs' histories are unchanged; a run already past one (e.g. heartbeatTimeout 0,
+ * which the server accepts) replays as it ran.
+ */
+export const ACTIVITY_OPTIONS_GUARD_PATCH = 'activity-options-guard';
 
 /** Errors that no retry can fix; activities throw them as non-retryable ApplicationFailures too. */
 export const NON_RETRYABLE_ERROR_TYPES = ['BadInput', 'IntegrityError', 'GateFailed'];
@@ -49,6 +58,13 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
       return undefined;
     }
     run.start(stage.name);
+    // A plan that skipped validation: the server would refuse the activity and the workflow task
+    // would fail again and again, or a safety (heartbeats, bounded retries) would be off.
+    const invalid = activityOptionIssues(stage.activity);
+    if (invalid.length > 0 && patched(ACTIVITY_OPTIONS_GUARD_PATCH)) {
+      run.fail(stage.name, invalidOptionsMessage(stage.name, invalid), 0);
+      return undefined;
+    }
     try {
       const outcome = await stageActivity(stage, plan.queuePrefix)({
         runId,
@@ -115,6 +131,11 @@ function stageActivity(stage: PlannedStage, queuePrefix: string): StageActivity 
     },
   });
   return activities[stage.type];
+}
+
+function invalidOptionsMessage(stage: string, issues: ActivityOptionIssue[]): string {
+  const listed = issues.map((i) => `${i.key} ${i.message}`).join('; ');
+  return `stage "${stage}" was not scheduled, its activity options are invalid (the plan did not come from "tempered validate"): ${listed}`;
 }
 
 function stripOutcome({ outputs, metrics, manifest }: StageOutcome | StageResult): StageResult {

@@ -16,6 +16,31 @@ export interface RunReportFiles {
   svgPaths: string[];
 }
 
+/** A run's default report folder would not be a folder directly inside the reports folder. */
+export class ReportPathError extends Error {
+  override readonly name = 'ReportPathError';
+  constructor(
+    readonly runId: string,
+    readonly reportsDir: string,
+  ) {
+    super(`run id ${JSON.stringify(runId.length > 60 ? `${runId.slice(0, 57)}...` : runId)} would put its report outside ${reportsDir}; pass --out <dir> to say where the report goes`);
+  }
+}
+
+/**
+ * The folder a run's report goes to when the user names none: `<reportsDir>/<runId>`. A run id
+ * from the server (a workflow started by another client) is not trusted to be one path segment:
+ * `..`, `a/b` or an absolute path is refused rather than written above or outside `reportsDir`.
+ */
+export function defaultReportDir(reportsDir: string, runId: string): string {
+  const root = path.resolve(reportsDir);
+  const dir = path.resolve(root, runId);
+  const relative = path.relative(root, dir);
+  const escapes = relative === '' || relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative);
+  if (escapes || relative.includes(path.sep) || /[\\/]/.test(runId)) throw new ReportPathError(runId, root);
+  return dir;
+}
+
 /**
  * Writes the report of a run: `index.html` plus one `.svg` per figure, into `outDir` (created if
  * missing; files of an earlier report there are overwritten). Sections whose data the summary

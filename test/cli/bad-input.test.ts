@@ -51,6 +51,50 @@ test.concurrent.each([
       `bad-durations.yaml:9:54 stages.wait.heartbeatTimeout: ${DURATION}, found "2w"`,
     ],
   ],
+  [
+    'unsafe-activity-options.yaml',
+    [
+      'unsafe-activity-options.yaml:6:12 defaults.timeout: must be from 1s to 30d, found 0ms: Temporal refuses a zero start-to-close timeout',
+      'unsafe-activity-options.yaml:7:21 defaults.heartbeatTimeout: must be from 2s to 1h, found 0ms: 0 turns lost-worker detection off',
+      'unsafe-activity-options.yaml:8:25 defaults.retry.maxAttempts: must be from 1 to 100, found 0: Temporal reads 0 as "retry forever"',
+      'unsafe-activity-options.yaml:8:48 defaults.retry.backoffCoefficient: must be from 1 to 10, found 0.5: Temporal refuses less than 1',
+      'unsafe-activity-options.yaml:8:70 defaults.retry.initialInterval: must be from 1ms to 1d, found 0ms: Temporal refuses 0',
+      'unsafe-activity-options.yaml:10:45 stages.wait.retry.maxAttempts: must be a whole number from 1 to 100, found 2.5',
+      'unsafe-activity-options.yaml:10:88 stages.wait.retry.maximumInterval: maximumInterval (1m) is shorter than initialInterval (2m), which Temporal refuses; raise maximumInterval to at least 2m',
+      'unsafe-activity-options.yaml:11:32 stages.slow.timeout: must be from 1s to 30d, found 31d',
+      'unsafe-activity-options.yaml:11:55 stages.slow.heartbeatTimeout: must be from 2s to 1h, found 1s',
+    ],
+  ],
+  [
+    'absurd-values.yaml',
+    [
+      'absurd-values.yaml:5:32 stages.wait.sleepMs: too big: expected at most 86,400,000, found 1000000000000; lower it',
+      'absurd-values.yaml:5:52 stages.wait.failAttempts: too big: expected at most 100, found 1000',
+      'absurd-values.yaml:6:66 stages.collect.limit: too big: expected at most 1,000,000,000, found 1000000000000',
+      'absurd-values.yaml:9:87 stages.train.steps: too big: expected at most 100,000,000, found 1000000000000',
+      'absurd-values.yaml:9:110 stages.train.checkpointEvery: too big: expected at most 100,000,000, found 1000000000',
+    ],
+  ],
+  [
+    'reserved-names.yaml',
+    [
+      'reserved-names.yaml:4:7 name: must not contain "--": workflow ids are <pipeline>--<run id>',
+      'reserved-names.yaml:6:14 stages.__proto__: stage name "__proto__" is reserved: JavaScript takes it for an object\'s prototype, so the stage would vanish; rename the stage',
+      'reserved-names.yaml:7:3 stages.constructor: stage name "constructor" is reserved',
+      'reserved-names.yaml:8:37 stages.after-them.after.0: unknown stage "toString"',
+    ],
+  ],
+  [
+    'command-outputs.yaml',
+    [
+      'command-outputs.yaml:10:9 stages.train.outputs.0: an output must stay inside the outputs directory, found "..": ".." would leave it; name a file (e.g. "model.bin") or a directory ending in "/" (e.g. "ckpt/")',
+      'command-outputs.yaml:11:9 stages.train.outputs.1: an output names one file or directory inside the outputs directory, found "."',
+      'command-outputs.yaml:12:9 stages.train.outputs.2: an output is relative to the outputs directory, found "/etc/passwd"',
+      'command-outputs.yaml:13:9 stages.train.outputs.3: an output is a file or directory directly inside the outputs directory, found "runs/ckpt": a nested path; declare its top-level directory "runs/" instead',
+      'command-outputs.yaml:14:9 stages.train.outputs.4: an output name must not be one the stage keeps for itself, found "log.txt"',
+      'command-outputs.yaml:16:9 stages.train.outputs.6: output "ckpt" is declared twice (found "ckpt/" before it)',
+    ],
+  ],
   ['not-a-mapping-list.yaml', [`not-a-mapping-list.yaml:2:1 (spec): ${MAPPING}, found a list of 2 items; start from pipelines/examples/demo.yaml`]],
   ['not-a-mapping-scalar.yaml', [`not-a-mapping-scalar.yaml:1:1 (spec): ${MAPPING}, found a single string value; start from pipelines/examples/demo.yaml`]],
   ['empty.yaml', [`empty.yaml (spec): ${MAPPING}, found nothing (the file is empty or only comments); start from pipelines/examples/demo.yaml`]],
@@ -66,12 +110,13 @@ test.concurrent.each([
 test('validate rejects huge values quickly, quoting them in 60 characters', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tempered-huge-spec-'));
   try {
-    // A 2 MB name and an 8 MB description (descriptions may be long; names may not).
+    // A 2 MB name and an 8 MB description (a description is one line, at most 4 KiB).
     const file = path.join(dir, 'huge.yaml');
     const name = 'x'.repeat(2 * 1024 * 1024);
     await writeFile(file, `apiVersion: tempered.dev/v1\nname: ${name}\ndescription: "${'lorem ipsum '.repeat(700 * 1024)}"\nstages:\n  wait: { type: noop }\n`);
     const stderr = await rejects(file);
-    expect(stderr).toContain(`1 problem in ${file}:\n  ${file}:2:7 name: expected lowercase letters, digits and dashes (e.g. "domain-clean"), at most 64 characters, found "${'x'.repeat(56)}...`);
+    expect(stderr).toContain(`2 problems in ${file}:\n  ${file}:2:7 name: expected lowercase letters, digits and dashes (e.g. "domain-clean"), at most 64 characters, found "${'x'.repeat(56)}...`);
+    expect(stderr).toContain(`  ${file}:3:14 description: a description is at most 4096 characters, found ${'lorem ipsum '.length * 700 * 1024}; keep it to a line`);
     expect(stderr.length).toBeLessThan(1000);
   } finally {
     await rm(dir, { recursive: true, force: true });
