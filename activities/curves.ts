@@ -30,3 +30,25 @@ export function curveSummary(points: readonly CurvePoint[]): { points: number; l
   for (const point of points) for (const [k, v] of Object.entries(point)) if (typeof v === 'number' && Number.isFinite(v)) last[k] = v;
   return { points: points.length, last };
 }
+
+/** Progress fields that describe the run, not a measure at the step: kept out of curve points. */
+const NOT_MEASURES = new Set(['step', 'totalSteps', 'epoch', 'phase']);
+
+/**
+ * The curve of a program's progress lines (the command protocol): every line with a numeric
+ * `step` becomes a point with the line's other finite numbers (loss, lr, tokensPerSec, ...), so a
+ * bring-your-own trainer gets the same curves and charts as the built-in one.
+ */
+export class CurveRecorder {
+  readonly points: CurvePoint[] = [];
+
+  add(details: Record<string, unknown>): void {
+    const { step } = details;
+    if (typeof step !== 'number' || !Number.isFinite(step)) return;
+    const point: CurvePoint = { step };
+    for (const [key, value] of Object.entries(details)) {
+      if (!NOT_MEASURES.has(key) && typeof value === 'number' && Number.isFinite(value)) point[key] = value;
+    }
+    if (Object.keys(point).length > 1) this.points.push(point);
+  }
+}

@@ -351,7 +351,7 @@ export const CommandOptionsSchema = z.strictObject({
   /**
    * What the program must leave in its outputs directory: file names (`model.bin`), or directory
    * names ending in `/` (`ckpt/`), at most 255 characters, inside that directory (no `..`, no
-   * absolute or nested paths; `log`, `log.txt` and `manifest.json` are reserved). Default none.
+   * absolute or nested paths; `log`, `log.txt`, `curves`, `curves.jsonl` and `manifest.json` are reserved). Default none.
    */
   outputs: z
     .array(z.string())
@@ -378,7 +378,7 @@ export const CommandOptionsSchema = z.strictObject({
 export type CommandOptions = z.infer<typeof CommandOptionsSchema>;
 
 /** Output names the command stage keeps for itself (activities/command: its log and the stage manifest). */
-export const RESERVED_COMMAND_OUTPUTS: readonly string[] = ['log', 'log.txt', 'manifest.json'];
+export const RESERVED_COMMAND_OUTPUTS: readonly string[] = ['log', 'log.txt', 'curves', 'curves.jsonl', 'manifest.json'];
 
 const OUTPUT_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 
@@ -404,7 +404,7 @@ export function outputPathProblem(output: string): string | undefined {
   }
   if (!OUTPUT_NAME.test(name)) return `an output name is letters, digits, ".", "_" and "-", at most 255 characters, ${found}; rename it`;
   if (RESERVED_COMMAND_OUTPUTS.includes(name)) {
-    return `an output name must not be one the stage keeps for itself, ${found}: the log is stored as "log" at log.txt, the stage manifest at manifest.json; give it another name`;
+    return `an output name must not be one the stage keeps for itself, ${found}: the log is stored as "log" at log.txt, the loss curve as "curves" at curves.jsonl, the stage manifest at manifest.json; give it another name`;
   }
   return undefined;
 }

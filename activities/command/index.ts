@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
 import type { CommandOptions } from '../../pipelines/stage-types';
 import type { ArtifactRef, Metrics } from '../../workflows/types';
+import { curveSummary, CURVES_OUTPUT, CurveRecorder, writeCurves } from '../curves';
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { childEnvironment, expandCommand, parsePassEnv, PASS_ENV_VARIABLE } from './environment';
 import { MissingOutputError, OutputNotAFileError, ProgramFailedError, ReservedNameError, WorkingDirectoryError } from './errors';
@@ -33,7 +34,7 @@ const LOG_FILE = 'log.txt';
  * Output names a program cannot declare: the log's name and store key, and the stage manifest's
  * key (`<outputPrefix>manifest.json`), which the stage runner writes last and would overwrite.
  */
-export const RESERVED_OUTPUTS: readonly string[] = [LOG_OUTPUT, LOG_FILE, 'manifest.json'];
+export const RESERVED_OUTPUTS: readonly string[] = [LOG_OUTPUT, LOG_FILE, CURVES_OUTPUT, 'curves.jsonl', 'manifest.json'];
 
 /** Program metrics beyond this size (serialized) are dropped: they travel in workflow history. */
 const MAX_PROGRAM_METRICS_CHARS = 32 * 1024;
@@ -111,6 +112,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions) 
     const reported = new ReportedMetrics();
     let lastProgress: Record<string, unknown> | undefined;
     let progressLines = 0;
+    const curve = new CurveRecorder();
     if (ctx.signal.aborted) throw new CancelledFailure(`stage "${ctx.input.stage}" cancelled`);
     ctx.progress({ phase: 'running' });
     const exit = await runProgram({
@@ -124,6 +126,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions) 
         if (message.kind === 'progress') {
           progressLines++;
           lastProgress = message.details;
+          curve.add(message.details);
           ctx.progress({ phase: 'running', ...message.details });
         } else {
           reported.merge(message.values);
@@ -144,6 +147,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions) 
       outputs[name] = await ctx.store.put(ctx.outputKey(name), createReadStream(path.join(dirs.outputs, name)), mediaTypeOf(name));
     }
     outputs[LOG_OUTPUT] = await ctx.store.put(ctx.outputKey(LOG_FILE), createReadStream(path.join(work, LOG_FILE)), 'text/plain');
+    if (curve.points.length > 0) outputs[CURVES_OUTPUT] = await writeCurves(ctx.store, ctx.outputKey('curves.jsonl'), curve.points);
 
     const metrics: Metrics = {
       ...reported.values,
@@ -154,6 +158,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions) 
       outputBytes: declared.reduce((sum, name) => sum + outputs[name].bytes, 0),
       logBytes: exit.logBytes,
       progressLines,
+      ...(curve.points.length > 0 ? { curve: curveSummary(curve.points) } : {}),
       ...(lastProgress ? { lastProgress } : {}),
       ...(reported.dropped > 0 ? { droppedMetricsLines: reported.dropped } : {}),
     };

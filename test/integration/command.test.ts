@@ -50,7 +50,9 @@ test('the byo-trainer example trains a spam classifier in Python, end to end', a
   expect(summary.status).toBe('succeeded');
 
   const train = summary.stages.train;
-  expect(train.outputs.map((o) => o.name).sort()).toEqual(['log', 'metrics.json', 'model.json']);
+  expect(train.outputs.map((o) => o.name).sort()).toEqual(['curves', 'log', 'metrics.json', 'model.json']);
+  // its progress lines became the loss curve
+  expect(train.metrics.curve).toMatchObject({ points: expect.any(Number), last: { loss: expect.any(Number) } });
   const output = (name: string) => train.outputs.find((o) => o.name === name)!;
   const model = await download(output('model.json').uri);
   expect(model.length).toBe(output('model.json').bytes);
