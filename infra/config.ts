@@ -75,12 +75,21 @@ export async function connectClient(settings: TemporalSettings): Promise<Client>
   return new Client({ connection, namespace: settings.namespace });
 }
 
+/** Settings the local store replaces in this process; a user's own values are named when replaced. */
+const REPLACED_SETTINGS = ['TEMPERED_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+
 /**
  * Store settings as environment for `createStore`: production sets `TEMPERED_STORE` (and S3
- * endpoint/credentials) itself; otherwise the local MinIO from the state directory is used.
- * Returns a credential-free description.
+ * endpoint/credentials) itself; otherwise the local MinIO from the state directory is used, with
+ * its own credentials (the S3 clients of stores, workers and compute threads read them from the
+ * environment). When that replaces AWS or endpoint settings the user had set, `warn` gets one line
+ * naming them (never their values). The local bucket is created on first write
+ * (`TEMPERED_STORE_CREATE_BUCKET=1`); any other bucket must exist. Returns a credential-free description.
  */
-export async function applyLocalStoreEnv(stateDir = defaultStateDir()): Promise<string> {
+export async function applyLocalStoreEnv(
+  stateDir = defaultStateDir(),
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<string> {
   const env = process.env;
   if (env.TEMPERED_STORE) return env.TEMPERED_STORE;
   const local = await readServers(stateDir);
@@ -89,11 +98,26 @@ export async function applyLocalStoreEnv(stateDir = defaultStateDir()): Promise<
       `no artifact store: TEMPERED_STORE is not set and no local MinIO runs from ${stateDir}. Run "tempered up", or set TEMPERED_STORE=s3://bucket/prefix (with TEMPERED_S3_ENDPOINT for non-AWS) or file:///path`,
     );
   }
+  const replacing: Record<(typeof REPLACED_SETTINGS)[number], string | undefined> = {
+    TEMPERED_S3_ENDPOINT: local.minio.endpoint,
+    AWS_ACCESS_KEY_ID: local.minio.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: local.minio.secretAccessKey,
+    AWS_SESSION_TOKEN: undefined, // a session token of the user's would be sent with MinIO's keys
+  };
+  const replaced = REPLACED_SETTINGS.filter((name) => env[name] && env[name] !== replacing[name]);
+  if (replaced.length > 0) {
+    warn(
+      `note: TEMPERED_STORE is not set, so this command uses the local MinIO (${local.minio.endpoint}) with its own credentials; ` +
+        `your ${replaced.join(', ')} ${replaced.length === 1 ? 'is' : 'are'} ignored here. Set TEMPERED_STORE=s3://bucket[/prefix] to use your own store`,
+    );
+  }
   env.TEMPERED_STORE = `s3://${local.minio.bucket}`;
-  env.TEMPERED_S3_ENDPOINT = local.minio.endpoint;
-  env.AWS_ACCESS_KEY_ID = local.minio.accessKeyId;
-  env.AWS_SECRET_ACCESS_KEY = local.minio.secretAccessKey;
+  for (const name of REPLACED_SETTINGS) {
+    if (replacing[name] === undefined) delete env[name];
+    else env[name] = replacing[name];
+  }
   env.AWS_REGION ??= 'us-east-1';
+  env.TEMPERED_STORE_CREATE_BUCKET = '1';
   return `${env.TEMPERED_STORE} at ${local.minio.endpoint}`;
 }
 

@@ -1,4 +1,4 @@
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import picomatch from 'picomatch';
 import { InvalidOptionError } from './errors';
 
@@ -26,6 +26,36 @@ export interface S3SourceReaderOptions {
   endpoint?: string;
   /** Region. Default: env AWS_REGION, else `us-east-1` (what MinIO expects). */
   region?: string;
+  /**
+   * Endpoints a source's own `endpoint:` may name and still get signed requests (the worker's
+   * credentials). Default: env `TEMPERED_S3_SIGNED_ENDPOINTS`, comma-separated URLs.
+   */
+  signedEndpoints?: readonly string[];
+}
+
+/** The worker's list of endpoints its credentials may be sent to when a spec names them. */
+export const SIGNED_ENDPOINTS_SETTING = 'TEMPERED_S3_SIGNED_ENDPOINTS';
+
+/** `scheme://host:port` of an endpoint URL, or the trimmed text when it is not a URL. */
+function originOf(endpoint: string): string {
+  try {
+    return new URL(endpoint.trim()).origin;
+  } catch {
+    return endpoint.trim();
+  }
+}
+
+/**
+ * Whether requests to a source's own endpoint are signed with the worker's credentials. A spec is
+ * written by whoever writes pipelines, the credentials belong to whoever runs the worker: they go
+ * only to the worker's own endpoint (the store's, or AWS when it has none) and to endpoints the
+ * worker lists; every other endpoint gets unsigned (anonymous) requests, which public buckets answer.
+ */
+export function signsRequestsTo(sourceEndpoint: string | undefined, ownEndpoint: string | undefined, signedEndpoints: readonly string[]): boolean {
+  if (sourceEndpoint === undefined) return true;
+  const origin = originOf(sourceEndpoint);
+  if (ownEndpoint !== undefined && origin === originOf(ownEndpoint)) return true;
+  return signedEndpoints.some((e) => e.trim() !== '' && originOf(e) === origin);
 }
 
 /** Splits `s3://bucket/key` into bucket and key. */
@@ -62,33 +92,52 @@ export function compileInclude(include: string | undefined): (relativeKey: strin
 }
 
 /** An S3SourceReader over the AWS SDK: paginated ListObjectsV2 and GetObject, standard credential
- * chain, path-style addressing whenever an endpoint is given (MinIO and most S3-compatibles need it). */
+ * chain (unsigned for a source's own endpoint unless the worker allows it: see signsRequestsTo),
+ * path-style addressing whenever an endpoint is given (MinIO and most S3-compatibles need it). */
 export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3SourceReader {
   const clients = new Map<string, S3Client>();
-  const clientFor = (endpoint: string | undefined): S3Client => {
-    const resolved = endpoint ?? options.endpoint ?? process.env.TEMPERED_S3_ENDPOINT;
-    const cacheKey = resolved ?? '';
+  const own = options.endpoint ?? process.env.TEMPERED_S3_ENDPOINT;
+  const signedEndpoints = options.signedEndpoints ?? (process.env[SIGNED_ENDPOINTS_SETTING] ?? '').split(',');
+  const clientFor = (endpoint: string | undefined): { client: S3Client; anonymous: boolean } => {
+    const resolved = endpoint ?? own;
+    const anonymous = !signsRequestsTo(endpoint, own, signedEndpoints);
+    const cacheKey = `${anonymous ? 'anonymous ' : ''}${resolved ?? ''}`;
     let client = clients.get(cacheKey);
     if (!client) {
       client = new S3Client({
         region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
         ...(resolved ? { endpoint: resolved, forcePathStyle: true } : {}),
-      });
+        // Unsigned: no Authorization header, so no access key id goes to an endpoint a spec chose.
+        ...(anonymous ? { signer: { sign: async (request: unknown) => request } } : {}),
+      } as S3ClientConfig);
       clients.set(cacheKey, client);
     }
-    return client;
+    return { client, anonymous };
+  };
+  /** An unsigned request the endpoint refused: say why it was unsigned and how to sign it. */
+  const explainDenied = (err: unknown, uri: string, endpoint: string | undefined, anonymous: boolean): unknown => {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (!anonymous || (status !== 401 && status !== 403 && (err as Error).name !== 'AccessDenied')) return err;
+    return new InvalidOptionError(
+      's3 source',
+      uri,
+      `was refused by ${originOf(endpoint!)} (HTTP ${status ?? 403}) to an unsigned request: a source's own endpoint gets the worker's credentials only if the worker allows it`,
+      `make the bucket public, drop "endpoint:" to read through the worker's own endpoint, or start the worker with ${SIGNED_ENDPOINTS_SETTING}=${originOf(endpoint!)}`,
+    );
   };
 
   return {
     async *list(uri, include, endpoint) {
       const { bucket, prefix } = sourcePrefix(uri);
       const selected = compileInclude(include);
-      const client = clientFor(endpoint);
+      const { client, anonymous } = clientFor(endpoint);
       let continuationToken: string | undefined;
       do {
-        const page = await client.send(
-          new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: continuationToken }),
-        );
+        const page = await client
+          .send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: continuationToken }))
+          .catch((err: unknown) => {
+            throw explainDenied(err, uri, endpoint, anonymous);
+          });
         for (const object of page.Contents ?? []) {
           const key = object.Key;
           // Keys ending in `/` are folder markers written by consoles, not data.
@@ -101,7 +150,10 @@ export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3Sou
 
     async read(uri, endpoint) {
       const { bucket, key } = parseS3Uri(uri);
-      const response = await clientFor(endpoint).send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const { client, anonymous } = clientFor(endpoint);
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key })).catch((err: unknown) => {
+        throw explainDenied(err, uri, endpoint, anonymous);
+      });
       if (!response.Body) throw new Error(`GetObject ${uri} returned no body`);
       return Buffer.from(await response.Body.transformToByteArray());
     },

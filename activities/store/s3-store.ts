@@ -36,7 +36,16 @@ export interface S3StoreOptions {
   queueSize?: number;
   /** A ready client (custom credentials, retries); replaces region/endpoint/forcePathStyle. */
   client?: S3Client;
+  /**
+   * Create the bucket on the first write when it does not exist. Default: true only when
+   * `TEMPERED_STORE_CREATE_BUCKET=1` (set for the local MinIO that `tempered up` started), so a
+   * mistyped bucket is an error naming it rather than a new, empty bucket.
+   */
+  createBucket?: boolean;
 }
+
+/** Opt-in to creating a missing bucket on first write (the local MinIO sets it). */
+export const CREATE_BUCKET_SETTING = 'TEMPERED_STORE_CREATE_BUCKET';
 
 // Tuned with bench/artifact-throughput.ts: larger parts or queues did not write faster against
 // MinIO, and cost memory (about 32 MiB buffered per write at these values).
@@ -55,6 +64,8 @@ export class S3ArtifactStore extends BaseArtifactStore {
   private readonly partSize: number;
   private readonly queueSize: number;
   private bucketReady: Promise<void> | undefined;
+  private readonly createBucket: boolean;
+  private readonly endpoint: string | undefined;
 
   constructor(options: S3StoreOptions) {
     super();
@@ -70,6 +81,8 @@ export class S3ArtifactStore extends BaseArtifactStore {
     this.partSize = options.partSize ?? DEFAULT_PART_SIZE;
     this.queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
     this.ownsClient = options.client === undefined;
+    this.createBucket = options.createBucket ?? process.env[CREATE_BUCKET_SETTING] === '1';
+    this.endpoint = options.endpoint;
     // A caller's own client (custom credentials, retries) cannot be rebuilt from a config.
     this.config = this.ownsClient
       ? { kind: 's3', bucket: this.bucket, prefix: this.prefix, region: options.region ?? 'us-east-1', endpoint: options.endpoint, forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined }
@@ -90,7 +103,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
 
   /**
    * Creates the bucket if it does not exist (HeadBucket, then CreateBucket). Called by the first
-   * `put`; memoized once it succeeds.
+   * write when `createBucket` is on; memoized once it succeeds.
    */
   ensureBucket(): Promise<void> {
     this.bucketReady ??= this.createBucketIfMissing().catch((err: unknown) => {
@@ -98,6 +111,30 @@ export class S3ArtifactStore extends BaseArtifactStore {
       throw err;
     });
     return this.bucketReady;
+  }
+
+  /** Before a write: the bucket exists (created when `createBucket` is on), or a StoreConfigError names it. */
+  private bucketForWrite(): Promise<void> {
+    if (this.createBucket) return this.ensureBucket();
+    this.bucketReady ??= this.requireBucket().catch((err: unknown) => {
+      this.bucketReady = undefined;
+      throw err;
+    });
+    return this.bucketReady;
+  }
+
+  private async requireBucket(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      const mapped = this.mapError(err, '');
+      if (!(mapped instanceof ArtifactNotFoundError)) throw mapped;
+      throw new StoreConfigError(
+        `S3 bucket "${this.bucket}" does not exist${this.endpoint ? ` at ${this.endpoint}` : ''}; check TEMPERED_STORE for a typo, ` +
+          `create the bucket (e.g. "aws s3 mb s3://${this.bucket}"), or set ${CREATE_BUCKET_SETTING}=1 to let Tempered create it`,
+        'TEMPERED_STORE',
+      );
+    }
   }
 
   uriFor(key: string): string {
@@ -158,7 +195,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
   }
 
   protected async writeObject(key: string, body: Readable | Buffer, mediaType: string): Promise<void> {
-    await this.ensureBucket();
+    await this.bucketForWrite();
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentType: mediaType },
@@ -169,7 +206,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
     try {
       await upload.done();
     } catch (err) {
-      // Deleted behind our back: recreate it on the retry, instead of calling the artifact missing.
+      // Deleted behind our back: on the retry, recreate it (createBucket) or name it, instead of calling the artifact missing.
       if ((err as Error).name === 'NoSuchBucket') {
         this.bucketReady = undefined;
         throw err;
@@ -179,7 +216,7 @@ export class S3ArtifactStore extends BaseArtifactStore {
   }
 
   protected async createObject(key: string, body: Buffer, mediaType: string): Promise<boolean> {
-    await this.ensureBucket();
+    await this.bucketForWrite();
     try {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentType: mediaType, IfNoneMatch: '*' }));
       return true;

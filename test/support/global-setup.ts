@@ -23,5 +23,7 @@ export default async function globalSetup(): Promise<void> {
     AWS_ACCESS_KEY_ID: servers.minio.accessKeyId,
     AWS_SECRET_ACCESS_KEY: servers.minio.secretAccessKey,
     AWS_REGION: 'us-east-1',
+    // Each test's store is a fresh bucket, created on its first write (off by default: a typo is an error).
+    TEMPERED_STORE_CREATE_BUCKET: '1',
   });
 }
