@@ -14,6 +14,7 @@ export async function benchServers(): Promise<LocalServers & { stop(): Promise<v
     AWS_ACCESS_KEY_ID: servers.minio.accessKeyId,
     AWS_SECRET_ACCESS_KEY: servers.minio.secretAccessKey,
     AWS_REGION: 'us-east-1',
+    TEMPERED_STORE_CREATE_BUCKET: '1', // the bench's own MinIO: its bucket is created on first write
   });
   return {
     ...servers,

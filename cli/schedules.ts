@@ -42,6 +42,9 @@ export async function createSchedule(
   const cron = options.cron ?? (options.every ? undefined : block?.cron);
   const everyMs = options.every !== undefined ? parseDuration(options.every) : options.cron ? undefined : block?.every;
   if (options.every !== undefined && everyMs === undefined) throw new ScheduleInputError(`--every ${JSON.stringify(options.every)} is not a duration; use e.g. 30m, 6h, 1d`);
+  if (options.every !== undefined && everyMs !== undefined && (everyMs < 1000 || everyMs > 366 * 86_400_000)) {
+    throw new ScheduleInputError(`--every ${JSON.stringify(options.every)} must be from 1s to 366d: Temporal refuses a zero interval; use e.g. 30m, 6h, 1d`);
+  }
   if (cron === undefined && everyMs === undefined) {
     throw new ScheduleInputError('no schedule: pass --cron "<expr>" or --every <duration>, or add a schedule: block (cron or every) to the spec');
   }

@@ -105,4 +105,7 @@ stages:
   const bad = await tempered(['schedule', 'create', file, '--every', 'sometimes'], env);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/--every "sometimes" is not a duration/);
+  const zero = await tempered(['schedule', 'create', file, '--every', '0'], env);
+  expect(zero.code).toBe(2);
+  expect(zero.stderr).toMatch(/--every "0" must be from 1s to 366d/);
 });
