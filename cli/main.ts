@@ -406,7 +406,9 @@ function program(): Command {
 }
 
 async function continualDemo(stateDir: string): Promise<void> {
-  const workers = await startWorkersFor(stateDir, [TASK_QUEUES.cpu, TASK_QUEUES.gpu], 'ERROR');
+  // Queues of this process alone, like `run --local`: no other worker on the server takes its ticks.
+  const queuePrefix = localQueuePrefix(queuePrefixFromEnv());
+  const workers = await startWorkersFor(stateDir, [TASK_QUEUES.cpu, TASK_QUEUES.gpu], 'ERROR', queuePrefix);
   const client = await connectClient(await temporalSettings(stateDir));
   const store = await openStore(stateDir);
   try {
@@ -415,7 +417,7 @@ async function continualDemo(stateDir: string): Promise<void> {
       store,
       workDir: path.join(stateDir, 'continual-demo'),
       specFile: path.join(EXAMPLES_DIR, 'continual.yaml'),
-      plan: (specFile) => loadPlan(specFile),
+      plan: async (specFile) => ({ ...(await loadPlan(specFile)), queuePrefix }),
       log,
     });
     const last = [...result.runs].reverse().find((r) => !r.endedEarly && r.status === 'succeeded');
