@@ -45,7 +45,7 @@ stages:
   expect(shown).toMatchObject({ name: 'moby-lm', champion: 1, previous: 2 });
   expect(shown.versions.map((v: { version: number }) => v.version)).toEqual([1, 2]);
   expect(shown.versions[0].lineage).toMatchObject({ runId, pipeline: 'registry-it', stage: 'train' });
-  expect(Object.keys(shown.versions[0].outputs).sort()).toEqual(['model', 'tokenizer', 'weights']);
+  expect(Object.keys(shown.versions[0].outputs).sort()).toEqual(['curves', 'model', 'tokenizer', 'weights']);
   expect(shown.history.map((x: { action: string }) => x.action)).toEqual(['promote', 'promote', 'rollback']);
   expect(JSON.parse((await tempered(['models', 'list', '--json'], env)).stdout)).toEqual([{ name: 'moby-lm', versions: 2, champion: 1, previous: 2 }]);
 

@@ -105,7 +105,7 @@ stages:
   const bad = await tempered(['schedule', 'create', file, '--every', 'sometimes'], env);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toMatch(/--every "sometimes" is not a duration/);
-  const zero = await tempered(['schedule', 'create', file, '--every', '0'], env);
+  const zero = await tempered(['schedule', 'create', file, '--every', '500ms'], env);
   expect(zero.code).toBe(2);
-  expect(zero.stderr).toMatch(/--every "0" must be from 1s to 366d/);
+  expect(zero.stderr).toMatch(/--every "500ms" must be from 1s to 366d/);
 });
