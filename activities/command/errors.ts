@@ -90,12 +90,103 @@ export class MissingOutputError extends Error {
   }
 }
 
-/** A declared output is something other than a regular file (a directory, a socket). */
-export class OutputNotAFileError extends Error {
-  override readonly name = 'OutputNotAFileError';
+/** A declared output, or something inside a declared directory, is not what it was declared as. */
+export class OutputTypeError extends Error {
+  override readonly name = 'OutputTypeError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly output: string,
+    readonly found: string,
+    fix: string,
+  ) {
+    super(`declared output ${quote(output)} is ${found}; ${fix}`);
+  }
+}
+
+/** A declared output (or a file or directory inside one, or the outputs directory) is a symbolic link. */
+export class OutputSymlinkError extends Error {
+  override readonly name = 'OutputSymlinkError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly output: string,
+    /** The link itself: the output, or its path inside a declared directory. */
+    readonly link: string,
+    /** Where it points. */
+    readonly target: string,
+  ) {
+    const where = link === output ? '' : ` (${quote(link)} inside it)`;
+    super(
+      `declared output ${quote(output)}${where} is a symbolic link to ${quote(target)}; links are not followed, so nothing outside the ` +
+        `work directory can be uploaded: write (copy) the file itself into the outputs directory`,
+    );
+  }
+}
+
+/** A declared output resolves outside the outputs directory, or changed after it was listed. */
+export class OutputEscapesError extends Error {
+  override readonly name = 'OutputEscapesError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly output: string,
+    readonly resolved: string,
+    problem = 'it resolves outside the outputs directory',
+  ) {
+    super(`declared output ${quote(output)} cannot be uploaded: ${problem} (${quote(resolved)}); leave outputs as plain files and directories in $TEMPERED_OUTPUTS`);
+  }
+}
+
+/** A declared directory output holds no file: nothing would be uploaded, so it would vanish without a word. */
+export class EmptyOutputDirectoryError extends Error {
+  override readonly name = 'EmptyOutputDirectoryError';
   readonly nonRetryable = true;
   constructor(readonly output: string) {
-    super(`declared output ${quote(output)} is not a regular file; pack a directory into one file (e.g. tar) and declare that`);
+    super(`declared output directory ${quote(output)} holds no file (empty directories are not stored); write its files there, or remove it from the stage's outputs`);
+  }
+}
+
+/** The outputs hold more files than fit as references in workflow history. */
+export class TooManyOutputFilesError extends Error {
+  override readonly name = 'TooManyOutputFilesError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly output: string,
+    readonly max: number,
+  ) {
+    super(`declared outputs hold more than ${max} files (reached in ${quote(output)}); each file is a reference in the run's history: pack many small files into one (e.g. tar) and declare that`);
+  }
+}
+
+/** An output name found on disk cannot be stored or shown. */
+export class OutputNameError extends Error {
+  override readonly name = 'OutputNameError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly output: string,
+    problem: string,
+  ) {
+    super(`output ${quote(output)} ${problem}`);
+  }
+}
+
+/** TEMPERED_COMMAND_ISOLATION=required on a worker that cannot isolate programs. */
+export class IsolationUnavailableError extends Error {
+  override readonly name = 'IsolationUnavailableError';
+  readonly nonRetryable = false; // another worker of the queue may isolate
+  constructor(readonly reason: string) {
+    super(`this worker requires command programs to run in a PID namespace (TEMPERED_COMMAND_ISOLATION=required), but cannot: ${reason}`);
+  }
+}
+
+/** A worker setting of the command stage has a value it does not understand. */
+export class CommandSettingError extends Error {
+  override readonly name = 'CommandSettingError';
+  readonly nonRetryable = true;
+  constructor(
+    readonly setting: string,
+    readonly value: string,
+    expected: string,
+  ) {
+    super(`worker setting ${setting}=${quote(value)} is not understood; expected ${expected}`);
   }
 }
 

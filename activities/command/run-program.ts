@@ -1,12 +1,16 @@
 // Running a command stage's program: no shell, its own process group (so cancellation reaches the
-// processes it starts, e.g. data-loader workers), output streamed line by line to a log file and
-// through the protocol parser, never held whole in memory.
+// processes it starts, e.g. data-loader workers), where possible in its own PID namespace
+// (isolation.ts), output redacted of secret values (redact.ts) and streamed line by line to a log
+// file and through the protocol parser, never held whole in memory.
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, fstatSync } from 'node:fs';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { parseInitReport } from './isolation';
 import { LineSplitter, LineTail, parseProtocolLine, type ProgramMessage } from './protocol';
 import { ProgramNotExecutableError, ProgramNotFoundError } from './errors';
+import { StreamRedactor } from './redact';
 
 /** Process groups are POSIX; on Windows only the program itself is signalled. */
 const USE_PROCESS_GROUPS = process.platform !== 'win32';
@@ -26,6 +30,10 @@ export interface RunProgramOptions {
   killGraceMs: number;
   /** Lines kept of each stream for error messages. Default 50. */
   tailLines?: number;
+  /** Put before `argv` to start the program isolated (isolation.ts); its INIT reports on fd 3. Default none. */
+  isolationPrefix?: readonly string[];
+  /** Replaced by `[redacted]` in everything read from the program, before anything sees it. Default none. */
+  secrets?: readonly string[];
 }
 
 /** How the program ended. */
@@ -42,6 +50,14 @@ export interface ProgramExit {
   stderrTail: string[];
   /** Size of the log file. */
   logBytes: number;
+  /** The log file's identity: what is at its path later is the log only if it is still this file. */
+  logFileId: FileId;
+}
+
+/** A file's identity on its file system. */
+export interface FileId {
+  dev: number;
+  ino: number;
 }
 
 /**
@@ -49,29 +65,37 @@ export interface ProgramExit {
  * if it cannot start; otherwise resolves however it ended (the caller judges the exit).
  */
 export async function runProgram(options: RunProgramOptions): Promise<ProgramExit> {
-  const [program, ...args] = options.argv;
-  const log = createWriteStream(options.logFile);
-  await once(log, 'open');
+  const program = options.argv[0];
+  const isolated = (options.isolationPrefix ?? []).length > 0;
+  const [launcher, ...args] = [...(options.isolationPrefix ?? []), ...options.argv];
+  // Created exclusively, not following links: nothing may sit at the log's path beforehand.
+  const log = createWriteStream(options.logFile, { flags: 'wx', mode: 0o600 });
+  const [logFd] = (await once(log, 'open')) as [number];
+  const { dev, ino } = fstatSync(logFd);
   let logError: Error | undefined;
   log.on('error', (err) => (logError ??= err));
 
   const started = performance.now();
-  const child = spawn(program, args, {
+  const child = spawn(launcher, args, {
     cwd: options.cwd,
     env: options.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: isolated ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
     detached: USE_PROCESS_GROUPS,
     windowsHide: true,
   });
-  try {
-    await once(child, 'spawn');
-  } catch (err) {
+  const throwCannotStart = (code: string | undefined, err: Error): never => {
     log.end();
-    const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new ProgramNotFoundError(program, options.cwd);
     if (code === 'EACCES' || code === 'ENOEXEC' || code === 'EISDIR') throw new ProgramNotExecutableError(program, code);
     throw err;
+  };
+  try {
+    await once(child, 'spawn');
+  } catch (err) {
+    throwCannotStart((err as NodeJS.ErrnoException).code, err as Error);
   }
+  let initReport = '';
+  if (isolated) child.stdio[3]!.on('data', (chunk: Buffer) => (initReport += chunk.toString()));
   child.on('error', () => undefined); // a failed kill(); the exit is what matters
   const pid = child.pid!;
   liveGroups.add(pid);
@@ -102,6 +126,7 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramExi
     write(line);
     stderrTail.push(line);
   });
+  const secrets = options.secrets ?? [];
   // A slow disk slows the program down (its pipe fills) instead of growing this process's memory.
   const streams = [child.stdout!, child.stderr!];
   const relieve = (): void => {
@@ -109,12 +134,19 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramExi
     for (const s of streams) s.pause();
     log.once('drain', () => streams.forEach((s) => s.resume()));
   };
+  // bytes -> text -> redacted text -> lines: a secret split across chunks is still caught.
   const consume = (stream: Readable, splitter: LineSplitter): void => {
+    const decoder = new StringDecoder('utf8');
+    const redactor = new StreamRedactor(secrets);
     stream.on('data', (chunk: Buffer) => {
-      splitter.push(chunk);
+      splitter.push(redactor.push(decoder.write(chunk)));
       relieve();
     });
-    stream.on('end', () => splitter.end());
+    stream.on('end', () => {
+      splitter.push(redactor.push(decoder.end()));
+      splitter.push(redactor.end());
+      splitter.end();
+    });
   };
   consume(child.stdout!, stdout);
   consume(child.stderr!, stderr);
@@ -131,16 +163,22 @@ export async function runProgram(options: RunProgramOptions): Promise<ProgramExi
 
   // Processes the program left behind would hold its pipes open, and the stage would never end.
   child.once('exit', () => kill('SIGKILL'));
-  const [exitCode, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  let [exitCode, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   const durationMs = Math.round(performance.now() - started);
   options.signal.removeEventListener('abort', onAbort);
   clearTimeout(killTimer);
   liveGroups.delete(pid);
+  if (isolated) {
+    // INIT's report is how the program ended; without one (INIT was killed) the launcher's exit is.
+    const report = parseInitReport(initReport);
+    if (report && 'spawnError' in report) throwCannotStart(report.spawnError, new Error(`command program ${JSON.stringify(program)} could not start: ${report.spawnError}`));
+    else if (report) [exitCode, signal] = [report.exitCode, report.signal];
+  }
 
   log.end();
   if (!log.closed) await once(log, 'close').catch(() => undefined);
   if (logError) throw logError;
-  return { exitCode, signal, cancelled, durationMs, stdoutTail: stdoutTail.lines(), stderrTail: stderrTail.lines(), logBytes: log.bytesWritten };
+  return { exitCode, signal, cancelled, durationMs, stdoutTail: stdoutTail.lines(), stderrTail: stderrTail.lines(), logBytes: log.bytesWritten, logFileId: { dev, ino } };
 }
 
 /** Process groups of running programs, killed if the worker exits while they run. */

@@ -1,6 +1,8 @@
 // Staging a command stage's inputs: every upstream output downloaded to
 // `inputs/<stage>/<file>`, verified against its sha256 while it streams, and described in
-// `inputs/manifest.json` so the program can find them without knowing store keys.
+// `inputs/manifest.json` so the program can find them without knowing store keys. The files of an
+// upstream command stage's directory output (artifacts named `ckpt/<relative path>`, see
+// outputs.ts) are staged as that directory again: `inputs/<stage>/ckpt/<relative path>`.
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -12,8 +14,10 @@ import type { ArtifactStore } from '../store';
 export interface StagedInput {
   /** Upstream stage name. */
   stage: string;
-  /** Its output name (`train`, `records`, `model.json`). */
+  /** Its output name (`train`, `records`, `model.json`, `ckpt/step-10/weights.bin`). */
   output: string;
+  /** For a file of a directory output: the staged directory (`<inputs>/<stage>/ckpt`). */
+  directory?: string;
   /** Absolute path of the downloaded file. */
   path: string;
   sha256: string;
@@ -71,15 +75,34 @@ export async function stageInputs(
   const taken = new Set<string>();
   for (const { stage, output, ref } of planned) {
     const stageDir = path.join(dir, stage);
-    await mkdir(stageDir, { recursive: true });
-    const file = uniquePath(path.join(stageDir, inputFileName(output, ref, store.keyFromUri(ref.uri))), taken);
-    await pipeline(store.openRead(ref), createWriteStream(file), { signal: options.signal });
-    staged.push({ stage, output, path: file, sha256: ref.sha256, bytes: ref.bytes, mediaType: ref.mediaType, uri: ref.uri });
+    const inDirectory = directoryFile(output);
+    const file = inDirectory
+      ? path.join(stageDir, ...inDirectory.segments)
+      : uniquePath(path.join(stageDir, inputFileName(output, ref, store.keyFromUri(ref.uri))), taken);
+    if (inDirectory && taken.has(file)) throw new Error(`two inputs of stage "${stage}" would be staged at ${JSON.stringify(file)}`);
+    taken.add(file);
+    await mkdir(path.dirname(file), { recursive: true });
+    // `wx`: a new file, never through a link already there.
+    await pipeline(store.openRead(ref), createWriteStream(file, { flags: 'wx' }), { signal: options.signal });
+    const directory = inDirectory ? { directory: path.join(stageDir, inDirectory.segments[0]) } : {};
+    staged.push({ stage, output, ...directory, path: file, sha256: ref.sha256, bytes: ref.bytes, mediaType: ref.mediaType, uri: ref.uri });
     options.onFile?.(staged.length, planned.length);
   }
   const manifest: InputManifest = { apiVersion: 'tempered.dev/v1', inputs: staged };
   await writeFile(path.join(dir, INPUT_MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return staged;
+}
+
+/**
+ * For an output named like a file of a directory output (`ckpt/step-10/weights.bin`), its path
+ * segments; undefined for a plain output name. A name with an empty, `.` or `..` segment is staged
+ * as a plain file (made safe by inputFileName), so it can never leave the stage's directory.
+ */
+export function directoryFile(output: string): { segments: string[] } | undefined {
+  if (!output.includes('/')) return undefined;
+  const segments = output.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0'))) return undefined;
+  return { segments };
 }
 
 /** `file`, or `file` with `-2`, `-3`... before its extension if an earlier output took that path. */

@@ -68,4 +68,29 @@ describe('stageInputs', () => {
     await writeFile(path.join(store.dir, 'runs/p/r/split/train.jsonl'), 'tampered');
     await expect(stageInputs(store, { split: result({ train: ref }) }, path.join(root, 'in'))).rejects.toThrow(IntegrityError);
   });
+
+  test("an upstream command stage's directory output is staged as that directory again", async () => {
+    const a = await store.put('runs/p/r/train/ckpt/config.json', '{"layers":2}', 'application/json');
+    const b = await store.put('runs/p/r/train/ckpt/step-10/weights.bin', Buffer.from([1, 2, 3]), 'application/octet-stream');
+    const log = await store.put('runs/p/r/train/log.txt', 'trained\n', 'text/plain');
+    const dir = path.join(root, 'inputs');
+    const staged = await stageInputs(store, { train: result({ 'ckpt/config.json': a, 'ckpt/step-10/weights.bin': b, log }) }, dir);
+
+    expect(await readFile(path.join(dir, 'train', 'ckpt', 'config.json'), 'utf8')).toBe('{"layers":2}');
+    expect([...(await readFile(path.join(dir, 'train', 'ckpt', 'step-10', 'weights.bin')))]).toEqual([1, 2, 3]);
+    expect(await readFile(path.join(dir, 'train', 'log.txt'), 'utf8')).toBe('trained\n');
+    expect(staged.find((s) => s.output === 'ckpt/step-10/weights.bin')).toMatchObject({
+      directory: path.join(dir, 'train', 'ckpt'),
+      path: path.join(dir, 'train', 'ckpt', 'step-10', 'weights.bin'),
+      sha256: b.sha256,
+    });
+    expect(staged.find((s) => s.output === 'log')).not.toHaveProperty('directory');
+  });
+
+  test('an output name with a ".." segment stays inside its stage directory', async () => {
+    const ref = await store.put('runs/p/r/x/evil', 'x', 'text/plain');
+    const dir = path.join(root, 'inputs');
+    const [staged] = await stageInputs(store, { x: result({ 'ckpt/../../escape': ref }) }, dir);
+    expect(path.dirname(staged.path)).toBe(path.join(dir, 'x'));
+  });
 });
