@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -8,6 +8,9 @@ import { ensureTool, TOOLS } from './tools';
 
 // Local Temporal dev server and MinIO, started detached so they outlive the command that started
 // them, with their state (SQLite file, object data) in a state directory so runs survive restarts.
+// The state directory is private (0700): it holds every local run's data and the MinIO credentials,
+// and the servers create their files with whatever umask they inherit (0644 data, 0755 folders),
+// so only the folder's own mode keeps other users out. The servers are also started with umask 077.
 
 /** Ports of the local servers. Defaults: Temporal 7233 (UI 8233), MinIO 9000 (console 9001). */
 export interface ServerPorts {
@@ -35,10 +38,12 @@ export interface UpOptions {
 
 const STATE_FILE = 'servers.json';
 
-/** Starts both servers unless they are already up (then a no-op); waits until both answer. */
+/** Starts both servers unless they are already up (then a no-op); waits until both answer. Makes the state directory private either way. */
 export async function up(options: UpOptions = {}): Promise<LocalServers & { alreadyRunning: boolean }> {
   const stateDir = path.resolve(options.stateDir ?? defaultStateDir());
   const log = options.log ?? (() => {});
+  await ensurePrivateDir(stateDir);
+  await chmod(path.join(stateDir, STATE_FILE), 0o600).catch(() => undefined); // one an earlier version wrote
   const existing = await readServers(stateDir);
   if (existing && (await healthy(existing))) return { ...existing, alreadyRunning: true };
   if (existing) await down({ stateDir });
@@ -50,8 +55,8 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
     }
   }
   const [temporalBin, minioBin] = [await ensureTool(TOOLS.temporal, log), await ensureTool(TOOLS.minio, log)];
-  await mkdir(path.join(stateDir, 'logs'), { recursive: true });
-  await mkdir(path.join(stateDir, 'minio'), { recursive: true });
+  await ensurePrivateDir(path.join(stateDir, 'logs'));
+  await ensurePrivateDir(path.join(stateDir, 'minio'));
   const credentials = (await readServers(stateDir, true))?.minio ?? {
     accessKeyId: 'tempered',
     secretAccessKey: randomBytes(18).toString('base64url'),
@@ -72,7 +77,7 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
     },
   };
   // Credentials stay in the state file (mode 600), never in workflow inputs or logs.
-  await writeFile(path.join(stateDir, STATE_FILE), JSON.stringify(servers, null, 2), { mode: 0o600 });
+  await writeState(stateDir, servers);
   await waitUntilHealthy(servers, 'temporal');
   await waitUntilHealthy(servers, 'minio');
   return { ...servers, alreadyRunning: false };
@@ -119,11 +124,7 @@ export async function down(options: { stateDir?: string } = {}): Promise<boolean
   if (!servers) return false;
   await Promise.all([stopProcess(servers.temporal.pid), stopProcess(servers.minio.pid)]);
   // Keep the file's credentials for the next `up` (the MinIO data is encrypted to them), mark pids gone.
-  await writeFile(
-    path.join(stateDir, STATE_FILE),
-    JSON.stringify({ ...servers, temporal: { ...servers.temporal, pid: 0 }, minio: { ...servers.minio, pid: 0 } }, null, 2),
-    { mode: 0o600 },
-  );
+  await writeState(stateDir, { ...servers, temporal: { ...servers.temporal, pid: 0 }, minio: { ...servers.minio, pid: 0 } });
   return true;
 }
 
@@ -134,7 +135,7 @@ export async function stopServer(stateDir: string, which: 'temporal' | 'minio'):
   if (!servers) return;
   await stopProcess(servers[which].pid);
   const updated = { ...servers, [which]: { ...servers[which], pid: 0 } };
-  await writeFile(path.join(path.resolve(stateDir), STATE_FILE), JSON.stringify(updated, null, 2), { mode: 0o600 });
+  await writeState(path.resolve(stateDir), updated);
 }
 
 /**
@@ -168,9 +169,16 @@ export async function startServer(stateDir: string, which: 'temporal' | 'minio')
   // Re-read: the other server's record may have changed meanwhile.
   const latest = (await readServers(stateDir, true)) ?? servers;
   const updated: LocalServers = { ...latest, [which]: { ...latest[which], pid } };
-  await writeFile(path.join(stateDir, STATE_FILE), JSON.stringify(updated, null, 2), { mode: 0o600 });
+  await writeState(stateDir, updated);
   await waitUntilHealthy(updated, which);
   return updated;
+}
+
+/** Writes servers.json: 0600 (it holds the MinIO credentials), also when an older file had a wider mode. */
+async function writeState(stateDir: string, servers: LocalServers): Promise<void> {
+  const file = path.join(stateDir, STATE_FILE);
+  await writeFile(file, JSON.stringify(servers, null, 2), { mode: 0o600 });
+  await chmod(file, 0o600);
 }
 
 /** The local servers recorded in `stateDir`, if `up` ran there and they are still running (or `includeStopped`). */
@@ -231,10 +239,36 @@ async function waitFor(name: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${name} did not become healthy within ${timeoutMs / 1000} s; its log (${logFile}) ends:\n${tail}`);
 }
 
-async function startDetached(binary: string, args: string[], logFile: string, env: Record<string, string>): Promise<number> {
-  const out = await open(logFile, 'a');
+/**
+ * Creates `dir` (and its parents) if needed and makes it 0700 whatever the umask, also when it
+ * existed with a wider mode (a state directory from an earlier version).
+ */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+}
+
+/** Runs `start` (synchronous, e.g. spawn) with the process umask set to `mask`, so its children inherit it. */
+function withUmask<T>(mask: number, start: () => T): T {
+  let previous: number | undefined;
   try {
-    const child = spawn(binary, args, { detached: true, stdio: ['ignore', out.fd, out.fd], env: { ...process.env, ...env } });
+    previous = process.umask(mask);
+  } catch {
+    // worker threads cannot set the umask; the private state directory still keeps others out
+  }
+  try {
+    return start();
+  } finally {
+    if (previous !== undefined) process.umask(previous);
+  }
+}
+
+async function startDetached(binary: string, args: string[], logFile: string, env: Record<string, string>): Promise<number> {
+  const out = await open(logFile, 'a', 0o600);
+  try {
+    await out.chmod(0o600);
+    // Their database, objects and logs: readable by this user only (umask 077), on top of the 0700 state directory.
+    const child = withUmask(0o077, () => spawn(binary, args, { detached: true, stdio: ['ignore', out.fd, out.fd], env: { ...process.env, ...env } }));
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);

@@ -264,13 +264,13 @@ function initialEnvironment(): NodeJS.ProcessEnv {
   }
 }
 
-/** The store's own credentials (an S3 store's, from whatever provider resolved them), to redact too. */
+/** The store's own secrets (an S3 store's secret key and session token, from whatever provider resolved them), to redact too. */
 async function storeSecrets(store: ArtifactStore): Promise<string[]> {
   if (!(store instanceof S3ArtifactStore)) return [];
   try {
     const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5000).unref());
     const credentials = await Promise.race([store.client.config.credentials(), timeout]);
-    return credentials ? [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken].filter((v): v is string => !!v) : [];
+    return credentials ? [credentials.secretAccessKey, credentials.sessionToken].filter((v): v is string => !!v) : [];
   } catch {
     return []; // no credentials: the store's first request says so
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -104,14 +105,17 @@ stages:
   }
   expect(heartbeat).toMatchObject({ phase: 'running', totalSteps: 100000 });
 
-  const pid = Number(await readFile(pidFile, 'utf8'));
-  expect(isAlive(pid)).toBe(true);
+  // The pid the program wrote is its PID namespace's; find it (and its INIT) by their environment instead.
+  await readFile(pidFile, 'utf8');
+  const pids = processesWithEnv(`PID_FILE=${pidFile}`);
+  expect(pids.length).toBeGreaterThan(0);
+  expect(pids.every(isAlive)).toBe(true);
   await h.client.workflow.getHandle(workflowId).cancel();
   const summary = await waitForSummary(h.client, workflowId, 30_000);
   expect(summary.status).toBe('cancelled');
   expect(summary.stages.slow.status).toBe('cancelled');
-  for (const deadline = Date.now() + 15_000; isAlive(pid) && Date.now() < deadline; ) await sleep(100);
-  expect(isAlive(pid)).toBe(false);
+  for (const deadline = Date.now() + 15_000; pids.some(isAlive) && Date.now() < deadline; ) await sleep(100);
+  expect(pids.filter(isAlive)).toEqual([]);
 });
 
 test('a failing program is retried; a program that skips a declared output fails at once', async () => {
@@ -144,13 +148,126 @@ stages:
   expect(summary.stages.forgetful.error).toMatch(/did not write declared output "model.json"/);
 });
 
+test("the worker's secret reaches neither history, the summary nor the store, whatever the program prints", async () => {
+  const secret = process.env.AWS_SECRET_ACCESS_KEY!;
+  expect(secret.length).toBeGreaterThanOrEqual(8);
+  // Handed to the program on purpose, as a worker operator can: the worst case for what it prints.
+  process.env.TEMPERED_COMMAND_PASS_ENV = 'AWS_SECRET_ACCESS_KEY';
+  try {
+    const plan = planOf(`
+apiVersion: tempered.dev/v1
+name: command-secrets-it
+defaults: { retry: { maxAttempts: 2, initialInterval: 100ms } }
+stages:
+  leak:
+    type: command
+    command:
+      - ${NODE}
+      - -e
+      - |
+        const s = process.env.AWS_SECRET_ACCESS_KEY, fs = require('fs');
+        console.log('my key is ' + s);
+        console.log(JSON.stringify({ tempered: 'progress', step: 1, totalSteps: 1, note: s }));
+        console.log(JSON.stringify({ tempered: 'metrics', key: s }));
+        if (process.env.TEMPERED_ATTEMPT === '1') { console.error('crash with ' + s); process.exit(1); }
+        fs.writeFileSync(process.env.TEMPERED_OUTPUTS + '/done.txt', 'ok');
+    outputs: [done.txt]
+`);
+    const workflowId = await start(plan);
+    const summary = await waitForSummary(h.client, workflowId, 60_000);
+    expect(summary.stages.leak).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(summary.stages.leak.metrics).toMatchObject({ key: '[redacted]', lastProgress: { note: '[redacted]' } });
+
+    const history = await h.client.workflow.getHandle(workflowId).fetchHistory();
+    const kept = [historyText(history), JSON.stringify(summary)];
+    const logUri = summary.stages.leak.outputs.find((o) => o.name === 'log')!.uri;
+    kept.push((await download(logUri)).toString(), (await download(logUri.replace(/log\.txt$/, 'attempts/1/log.txt'))).toString());
+    expect(kept[0]).toContain('crash with [redacted]'); // the first attempt's failure, in history
+    expect(kept[0]).toContain('"key":"[redacted]"'); // the stage's result payload, decoded
+    expect(kept[2]).toContain('my key is [redacted]');
+    for (const text of kept) expect(text).not.toContain(secret);
+  } finally {
+    delete process.env.TEMPERED_COMMAND_PASS_ENV;
+  }
+});
+
+test('a directory output reaches the store file by file and a downstream command stage as a directory', async () => {
+  const plan = planOf(`
+apiVersion: tempered.dev/v1
+name: command-dirs-it
+stages:
+  save:
+    type: command
+    command:
+      - ${NODE}
+      - -e
+      - |
+        const fs = require('fs'), out = process.env.TEMPERED_OUTPUTS;
+        fs.mkdirSync(out + '/ckpt/step-2', { recursive: true });
+        fs.writeFileSync(out + '/ckpt/config.json', '{"step":2}');
+        fs.writeFileSync(out + '/ckpt/step-2/weights.bin', Buffer.alloc(1000, 7));
+    outputs: [ckpt/]
+  load:
+    type: command
+    input: save
+    command:
+      - ${NODE}
+      - -e
+      - |
+        const fs = require('fs'), dir = process.env.TEMPERED_INPUTS + '/save/ckpt';
+        const weights = fs.readFileSync(dir + '/step-2/weights.bin');
+        fs.writeFileSync(process.env.TEMPERED_OUTPUTS + '/seen.json', JSON.stringify({ config: JSON.parse(fs.readFileSync(dir + '/config.json', 'utf8')), bytes: weights.length }));
+    outputs: [seen.json]
+`);
+  const summary = await waitForSummary(h.client, await start(plan), 60_000);
+  expect(summary.status).toBe('succeeded');
+  const saved = summary.stages.save.outputs;
+  expect(saved.map((o) => o.name).sort()).toEqual(['ckpt/config.json', 'ckpt/step-2/weights.bin', 'log']);
+  const weights = saved.find((o) => o.name === 'ckpt/step-2/weights.bin')!;
+  expect(createHash('sha256').update(await download(weights.uri)).digest('hex')).toBe(weights.sha256);
+  const seen = summary.stages.load.outputs.find((o) => o.name === 'seen.json')!;
+  expect(JSON.parse((await download(seen.uri)).toString())).toEqual({ config: { step: 2 }, bytes: 1000 });
+});
+
+/** Every string in a workflow history, payloads decoded: what a secret would have to hide in. */
+function historyText(history: unknown): string {
+  const parts: string[] = [];
+  const visit = (value: unknown): void => {
+    if (typeof value === 'string') parts.push(value);
+    else if (value instanceof Uint8Array) parts.push(Buffer.from(value).toString('utf8'));
+    else if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === 'object') Object.values(value).forEach(visit);
+  };
+  visit(history);
+  return parts.join('\n');
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Alive and not a zombie (a namespace's orphans may linger as zombies where PID 1 does not reap). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose environment holds `entry` (`NAME=value`). */
+function processesWithEnv(entry: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(entry);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }

@@ -1,11 +1,11 @@
 import { looksSecret, MIN_SECRET_CHARS, redactSecrets, secretValues, StreamRedactor } from '../../../activities/command';
 
 describe('looksSecret', () => {
-  test.each(['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_ACCESS_KEY_ID', 'TEMPORAL_API_KEY', 'HF_TOKEN', 'DB_PASSWORD', 'pg_passwd', 'GITHUB_PRIVATE_KEY', 'MY_CREDENTIALS', 'WANDB_API_KEY'])(
+  test.each(['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'TEMPORAL_API_KEY', 'HF_TOKEN', 'DB_PASSWORD', 'pg_passwd', 'GITHUB_PRIVATE_KEY', 'MY_CREDENTIALS', 'WANDB_API_KEY'])(
     '%s holds a secret',
     (name) => expect(looksSecret(name)).toBe(true),
   );
-  test.each(['PATH', 'HOME', 'AWS_REGION', 'TOKENIZERS_PARALLELISM', 'GPG_KEY', 'TEMPORAL_TLS_KEY', 'TEMPORAL_ADDRESS'])('%s does not', (name) =>
+  test.each(['PATH', 'HOME', 'AWS_REGION', 'TOKENIZERS_PARALLELISM', 'GPG_KEY', 'AWS_ACCESS_KEY_ID', 'TEMPORAL_TLS_KEY', 'TEMPORAL_ADDRESS'])('%s does not', (name) =>
     expect(looksSecret(name)).toBe(false),
   );
 });
