@@ -11,7 +11,10 @@ import { redactSensitive, type RedactionCounts } from './redact';
 export type CleanMetrics = {
   input: number;
   output: number;
-  removed: { tooShort: number; tooLong: number; exactDuplicate: number; nearDuplicate: number };
+  /** `binary`: records that are control characters or undecodable bytes rather than text (see BINARY_FRACTION). */
+  removed: { binary: number; tooShort: number; tooLong: number; exactDuplicate: number; nearDuplicate: number };
+  /** Records kept whose stray control characters (NUL, ESC, ...) were removed. */
+  strippedControl: number;
   /** Replacements made (occurrences, not records). */
   redacted: RedactionCounts;
   /** Records whose text Unicode normalization changed. */
@@ -34,6 +37,37 @@ export interface CleanContext {
 
 const CLEANING = 'cleaning records';
 
+/**
+ * Characters that are never text: C0 controls except tab, line feed, carriage return, vertical
+ * tab and form feed (the last two are whitespace, handled as such), DEL, and C1 controls.
+ */
+const CONTROL = /[\u0000-\u0008\u000e-\u001f\u007f-\u009f]/g;
+
+/**
+ * A record whose characters are at least this fraction control characters or U+FFFD (bytes that
+ * were not valid in its encoding) is binary, not text, and is dropped: a file of NUL bytes, an
+ * image or an archive read as text. Below it, text with a few stray controls keeps its text and
+ * loses the controls. Real text in a wrong encoding stays well below it (accented letters in a
+ * Windows-1252 file read as UTF-8 are a few percent).
+ */
+export const BINARY_FRACTION = 0.25;
+
+/** True when `text` is binary garbage rather than text (see BINARY_FRACTION). */
+export function isBinaryText(text: string): boolean {
+  if (text.length === 0) return false;
+  let garbage = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0xfffd || (c <= 0x9f && (c <= 0x08 || (c >= 0x0e && c <= 0x1f) || c >= 0x7f))) garbage++;
+  }
+  return garbage >= BINARY_FRACTION * text.length;
+}
+
+/** `text` without control characters (CONTROL). */
+export function stripControlCharacters(text: string): string {
+  return text.replace(CONTROL, '');
+}
+
 /** Collapses horizontal whitespace runs to one space, 3+ newlines to a blank line, and trims. */
 export function collapseWhitespace(text: string): string {
   return text
@@ -55,7 +89,7 @@ function codePointLength(text: string): number {
 }
 
 /**
- * Cleans records in order: normalize → strip mail headers → strip HTML → collapse whitespace →
+ * Cleans records in order: drop binary records and strip control characters → normalize → strip mail headers → strip HTML → collapse whitespace →
  * redact → length filters → exact dedup → near dedup. Dedup runs on cleaned text and keeps the first
  * record of each duplicate group (input order), so the result depends only on the input and options.
  * Throws NoRecordsLeftError when no record is left: an empty dataset would only fail later, less clearly.
@@ -70,7 +104,8 @@ export async function cleanRecords(
   const metrics: CleanMetrics = {
     input: records.length,
     output: 0,
-    removed: { tooShort: 0, tooLong: 0, exactDuplicate: 0, nearDuplicate: 0 },
+    removed: { binary: 0, tooShort: 0, tooLong: 0, exactDuplicate: 0, nearDuplicate: 0 },
+    strippedControl: 0,
     redacted: { emails: 0, phones: 0, ips: 0, cards: 0 },
     normalized: 0,
     strippedHeaders: 0,
@@ -87,6 +122,14 @@ export async function cleanRecords(
     if (pacer.due()) await pacer.turn(CLEANING, i, records.length);
     const record = records[i];
     let text = record.text;
+    // First, so that no later step sees (or keeps) a NUL: always on, since no model wants them.
+    if (isBinaryText(text)) {
+      metrics.removed.binary++;
+      continue;
+    }
+    const withoutControls = stripControlCharacters(text);
+    if (withoutControls !== text) metrics.strippedControl++;
+    text = withoutControls;
     if (options.normalize !== 'none') {
       const normalized = text.normalize(options.normalize);
       if (normalized !== text) metrics.normalized++;
@@ -158,15 +201,17 @@ export async function cleanRecords(
   return { records: output, metrics };
 }
 
-/** Why nothing was kept, and what to change. Dedup always keeps one record, so only the length filters can empty a dataset. */
+/** Why nothing was kept, and what to change. Dedup always keeps one record, so only the binary check and the length filters can empty a dataset. */
 function noRecordsLeft(metrics: CleanMetrics, options: CleanOptions, longest: number): NoRecordsLeftError {
-  const { tooShort, tooLong } = metrics.removed;
+  const { binary, tooShort, tooLong } = metrics.removed;
   if (metrics.input === 0) return new NoRecordsLeftError(0, 'its input dataset is empty', 'check the stage that feeds it');
   const reasons = [
+    ...(binary > 0 ? [`${binary} binary (control characters or undecodable bytes, not text)`] : []),
     ...(tooLong > 0 ? [`${tooLong} longer than maxChars ${options.maxChars}`] : []),
     ...(tooShort > 0 ? [`${tooShort} shorter than minChars ${options.minChars}`] : []),
   ];
   const fixes = [
+    ...(binary > 0 ? ["check collect's sources: they matched binary files (narrow the glob), or set its encoding"] : []),
     ...(tooLong > 0 ? [`raise maxChars (the longest record has ${longest} characters after cleaning), or cut long documents into records in collect (segment: paragraph or line)`] : []),
     ...(tooShort > 0 ? ['lower minChars'] : []),
   ];

@@ -104,7 +104,7 @@ describe('cleanRecords', () => {
   it('drops records outside the length bounds, counting code points', async () => {
     const result = await cleanRecords(records('abc', 'abcd', '😀😀😀', 'abcdefghijk', '  abcd  '), only({ minChars: 4, maxChars: 10 }));
     expect(texts(result)).toEqual(['abcd', 'abcd']);
-    expect(result.metrics.removed).toEqual({ tooShort: 2, tooLong: 1, exactDuplicate: 0, nearDuplicate: 0 });
+    expect(result.metrics.removed).toEqual({ binary: 0, tooShort: 2, tooLong: 1, exactDuplicate: 0, nearDuplicate: 0 });
   });
 
   it('drops exact duplicates after cleaning, keeping the first', async () => {
@@ -142,7 +142,8 @@ describe('cleanRecords', () => {
     expect(result.metrics).toEqual({
       input: 3,
       output: 1,
-      removed: { tooShort: 1, tooLong: 0, exactDuplicate: 1, nearDuplicate: 0 },
+      removed: { binary: 0, tooShort: 1, tooLong: 0, exactDuplicate: 1, nearDuplicate: 0 },
+      strippedControl: 0,
       redacted: { emails: 2, phones: 0, ips: 0, cards: 0 },
       normalized: 0,
       strippedHeaders: 0,
@@ -150,6 +151,31 @@ describe('cleanRecords', () => {
       collapsedWhitespace: 1,
       nearDuplicateCandidatePairs: 0,
     });
+  });
+
+  it('drops binary records (NUL bytes, controls, undecodable bytes) with a counted reason', async () => {
+    const nul = '\0'.repeat(4096);
+    const controls = 'ab\x01\x02\x03\x1b\x7f\x85';
+    const undecodable = '\ufffd\ufffdPNG\ufffd\ufffd\x1a\0\0\0';
+    const result = await cleanRecords(records(nul, 'a real mail', controls, undecodable), CleanOptionsSchema.parse({}));
+    expect(texts(result)).toEqual(['a real mail']);
+    expect(result.metrics.removed.binary).toBe(3);
+    expect(result.metrics.output).toBe(1);
+  });
+
+  it('strips stray control characters from text it keeps, so no NUL survives; whitespace controls stay', async () => {
+    const result = await cleanRecords(
+      records('hello\0 wor\x1bld, a long enough line of text', 'tab\there\nline\r\nform\ffeed', 'caf\u00e9 \ufffd ok here'),
+      only({ collapseWhitespace: false }),
+    );
+    expect(texts(result)).toEqual(['hello world, a long enough line of text', 'tab\there\nline\r\nform\ffeed', 'caf\u00e9 \ufffd ok here']);
+    expect(result.metrics.strippedControl).toBe(1);
+    expect(result.metrics.removed.binary).toBe(0);
+    expect(texts(result).join('')).not.toMatch(/[\0-\x08\x0e-\x1f\x7f-\x9f]/);
+  });
+
+  it('says so when every record was binary', async () => {
+    await expect(cleanRecords(records('\0\0\0\0', '\x01\x02'), CleanOptionsSchema.parse({}))).rejects.toThrow(/2 binary \(control characters or undecodable bytes, not text\).*check collect's sources/);
   });
 
   it('is deterministic', async () => {
