@@ -24,7 +24,7 @@ import { S3ArtifactStore, type ArtifactStore } from '../store';
 import { childEnvironment, expandCommand, parsePassEnv, PASS_ENV_VARIABLE } from './environment';
 import { IsolationUnavailableError, MissingOutputError, ProgramFailedError, ReservedNameError, WorkingDirectoryError } from './errors';
 import { ISOLATION_VARIABLE, parseIsolationMode, warnUnisolated, workerIsolation, type IsolationMode } from './isolation';
-import { findOutputs, openListedFile, uploadOutputFile } from './outputs';
+import { findOutputs, uploadOutputFile, type ListedFile } from './outputs';
 import type { ProgramMessage } from './protocol';
 import { redactSecrets, secretValues } from './redact';
 import { runProgram, type ProgramExit } from './run-program';
@@ -77,7 +77,9 @@ export interface CommandStageOptions {
 export function createCommandStage(options: CommandStageOptions = {}): StageImplementation {
   return async (ctx) => {
     const parentEnv = options.env ?? process.env;
-    const secrets = secretValues({ ...initialEnvironment(), ...process.env, ...parentEnv }, { extra: await storeSecrets(ctx.store) });
+    // Every environment a program might read: this process's as started (/proc/self/environ), as now, and the one given.
+    const extra = await storeSecrets(ctx.store);
+    const secrets = [...new Set([initialEnvironment(), process.env, parentEnv].flatMap((env) => secretValues(env, { extra })))].sort((a, b) => b.length - a.length);
     try {
       return await runCommandStage(ctx, options, parentEnv, secrets);
     } catch (err) {
@@ -103,11 +105,10 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions, 
     }
   }
   const cwd = await resolveWorkingDirectory(ctx.input.baseDir, config.cwd);
-  const isolation = await workerIsolation(options.isolation ?? parseIsolationMode(parentEnv[ISOLATION_VARIABLE]));
-  if (isolation.kind === 'none') {
-    if ((options.isolation ?? parseIsolationMode(parentEnv[ISOLATION_VARIABLE])) === 'required') throw new IsolationUnavailableError(isolation.reason);
-    if (!isolation.reason.endsWith('=off')) warnUnisolated(isolation.reason, options.warn);
-  }
+  const mode = options.isolation ?? parseIsolationMode(parentEnv[ISOLATION_VARIABLE]);
+  const isolation = await workerIsolation(mode);
+  if (isolation.kind === 'none' && mode === 'required') throw new IsolationUnavailableError(isolation.reason);
+  if (isolation.kind === 'none' && mode === 'auto') warnUnisolated(isolation.reason, options.warn);
 
   // The real path: the outputs directory is later checked to still be this very directory.
   const work = await realpath(await mkdtemp(path.join(options.workRoot ?? os.tmpdir(), 'tempered-command-')));
@@ -237,7 +238,7 @@ async function listProduced(dir: string): Promise<string[]> {
  * Stores a failed attempt's log under `attempts/<n>/` (so a later attempt does not overwrite it)
  * and returns its uri for the error message; a failure to store it must not hide the real error.
  */
-async function saveFailedLog(ctx: StageContext, logFile: Parameters<typeof uploadOutputFile>[2]): Promise<string> {
+async function saveFailedLog(ctx: StageContext, logFile: ListedFile): Promise<string> {
   try {
     const ref = await uploadOutputFile(ctx.store, ctx.outputKey(`attempts/${ctx.attempt}/${LOG_FILE}`), logFile, 'text/plain');
     return ref.uri;

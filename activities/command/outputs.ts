@@ -19,12 +19,18 @@ import type { FileId } from './run-program';
 /** Files a stage may output at most: each is a reference in workflow history (DESIGN invariant 1). */
 export const MAX_OUTPUT_FILES = 1000;
 
+/** A file found on disk: its artifact name (`model.json`, `ckpt/step-10/weights.bin`), absolute path and identity. */
+export interface ListedFile {
+  name: string;
+  path: string;
+  id: FileId;
+}
+
 /** A declared output as found on disk. */
 export interface FoundOutput {
   /** As declared: `model.json` or `ckpt/`. */
   declared: string;
-  /** Its files: artifact name (`model.json`, `ckpt/step-10/weights.bin`), absolute path, identity. */
-  files: Array<{ name: string; path: string; id: FileId }>;
+  files: ListedFile[];
 }
 
 /**
@@ -115,7 +121,7 @@ async function checkOutputsDir(outputsDir: string, expectedDir: string): Promise
  * FIFO, and checked to be the very file `findOutputs` listed, so a link swapped into its path since
  * is refused rather than followed.
  */
-export async function uploadOutputFile(store: ArtifactStore, key: string, file: { name: string; path: string; id: FileId }, mediaType: string): Promise<ArtifactRef> {
+export async function uploadOutputFile(store: ArtifactStore, key: string, file: ListedFile, mediaType: string): Promise<ArtifactRef> {
   const handle = await openListedFile(file.path, file.id, file.name);
   return store.put(key, handle.createReadStream(), mediaType);
 }
