@@ -9,7 +9,7 @@ import { COMMON_STAGE_KEYS, type StageType } from './schema';
  */
 export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   collect: 1,
-  clean: 1,
+  clean: 2, // 2: binary records dropped, control characters stripped
   augment: 1,
   split: 1,
   noop: 1,
@@ -18,14 +18,14 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   evaluate: 1,
   distill: 2,
   quantize: 1,
-  command: 1,
+  command: 2, // 2: redaction, directory outputs, the curves output
   replay: 1,
   champion: 1,
   promote: 1,
 };
 
 /**
- * Worker pools work is routed to (DESIGN invariant 7). Workflows run on `cpu`. The task queue's
+ * Worker pools work is routed to (ARCHITECTURE.md, invariant 7). Workflows run on `cpu`. The task queue's
  * name is the plan's `queuePrefix` followed by the pool, so several deployments can share a namespace.
  */
 export const TASK_QUEUES = { cpu: 'cpu', gpu: 'gpu' } as const;
