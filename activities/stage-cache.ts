@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ArtifactRef, StageInput, StageManifest, StageResult } from '../workflows/types';
 import type { ArtifactStore } from './store';
 
-// The stage cache (DESIGN invariant 4) and explicit reuse by `tempered resume`. A stage's full
+// The stage cache (ARCHITECTURE.md, invariant 4) and explicit reuse by `tempered resume`. A stage's full
 // cache key is sha256(type + canonical config + implementation version — the plan's digest — and
 // the sha256 of every input artifact). The index lives in the store: `cache/<key>.json` names the
 // committed manifest of the run that computed it. Nothing is reused unless every output it names
@@ -42,9 +42,13 @@ export async function findReusable(
   if (input.reuse) {
     candidate = input.reuse;
   } else if (input.cache) {
-    const found = await store.readKey(entryKey(stageCacheKey(input, sourceFingerprint)), 'application/json');
+    const key = entryKey(stageCacheKey(input, sourceFingerprint));
+    const found = await store.readKey(key, 'application/json');
     if (!found) return { miss: 'not in cache' };
-    const entry = JSON.parse(found.body.toString('utf8')) as CacheEntry;
+    const entry = parseEntry(found.body);
+    // A damaged entry (a truncated write, a hand edit) is a miss: the stage recomputes and its
+    // result overwrites the entry.
+    if (!entry) return { miss: `earlier cache entry ${key} is damaged (not a cache entry); recomputing` };
     candidate = { manifest: entry.manifest, runId: entry.runId };
   } else {
     return { miss: 'cache off' };
@@ -58,6 +62,17 @@ export async function findReusable(
     return { result: { outputs: manifest.outputs, metrics: manifest.metrics, manifest: candidate.manifest }, fromRun: candidate.runId };
   } catch (err) {
     return { miss: `earlier result of run ${candidate.runId} failed verification (${(err as Error).message}); recomputing` };
+  }
+}
+
+function parseEntry(body: Buffer): CacheEntry | undefined {
+  try {
+    const entry = JSON.parse(body.toString('utf8')) as Partial<CacheEntry> | null;
+    const manifest = entry?.manifest;
+    if (typeof entry?.runId !== 'string' || typeof manifest?.uri !== 'string' || typeof manifest.sha256 !== 'string') return undefined;
+    return entry as CacheEntry;
+  } catch {
+    return undefined;
   }
 }
 
