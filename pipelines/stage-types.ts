@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from './duration';
+import { UserRegexSchema } from './user-regex';
 
 // Options of each stage type. Types are inferred from these schemas; nothing else defines them.
 
@@ -57,8 +58,8 @@ export const CollectOptionsSchema = z.strictObject({
   labelField: z.string().optional(),
   /** For jsonl/csv: the field holding a stable id. Default: derived from source path and position. */
   idField: z.string().optional(),
-  /** Regex applied to each file path; its `label` named group (or first group) becomes the label. */
-  labelFromPath: z.string().optional(),
+  /** Regex (RE2 syntax, matched in linear time: no backreferences or lookaround) applied to each file path; its `label` named group (or first group) becomes the label. */
+  labelFromPath: UserRegexSchema.optional(),
   /** For text files: one record per `file`, per blank-line-separated `paragraph`, or per `line`. Default `file`. */
   segment: z.enum(['file', 'paragraph', 'line']).default('file'),
   /** Keep at most this many records (after sampling), 1 to 10^9. Default: all. */

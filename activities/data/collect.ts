@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import type { CollectOptions, Source } from '../../pipelines/stage-types';
+import { compileUserRegex, matchUserRegex, UserRegexError, type UserRegex } from '../../pipelines/user-regex';
 import type { Watermark } from '../continual/state';
 import { parseCsv } from './csv';
 import { decodeText } from './decode';
@@ -343,22 +344,19 @@ async function listS3Files(
 // ---------------------------------------------------------------------------------------------
 // Reading one file
 
-function compileLabelPattern(regex: string): RegExp {
+function compileLabelPattern(regex: string): UserRegex {
   try {
-    return new RegExp(regex);
+    return compileUserRegex(regex);
   } catch (error) {
-    throw new InvalidOptionError(
-      'collect labelFromPath',
-      regex,
-      `is not a valid regular expression (${(error as Error).message})`,
-      'fix the pattern; in YAML double-quoted strings backslashes must be doubled',
-    );
+    if (!(error instanceof UserRegexError)) throw error;
+    throw new InvalidOptionError('collect labelFromPath', regex, error.problem, error.fix);
   }
 }
 
-function labelFromPath(name: string, pattern: RegExp, regex: string): string {
-  const match = pattern.exec(name);
-  const label = match ? (match.groups?.label ?? match[1] ?? match[0]) : undefined;
+/** The path's label: the regex's `label` group, else its first group, else the whole match. RE2 matches in linear time, so no path can stall the worker. */
+function labelFromPath(name: string, pattern: UserRegex, regex: string): string {
+  const match = matchUserRegex(pattern, name);
+  const label = match ? (match.named.label ?? match.groups[0] ?? match.match) : undefined;
   if (label === undefined || label === '') throw new LabelFromPathError(name, regex);
   return label;
 }
