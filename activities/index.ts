@@ -2,6 +2,7 @@ import type { StageType } from '../pipelines/schema';
 import type { StageActivity } from '../workflows/types';
 import { runInThread } from './compute-thread';
 import { augmentStage } from './data/stages';
+import { collectSourceFingerprint } from './data/source-fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
 import { defineStage, type StageImplementation } from './stage-runner';
@@ -32,7 +33,7 @@ export function createActivities({ store, translators, compute = 'thread' }: Act
     return (ctx) => loadStageImplementation(type)(ctx);
   };
   return {
-    collect: defineStage(store, implementation('collect')),
+    collect: defineStage(store, implementation('collect'), { sourceFingerprint: collectSourceFingerprint(store) }),
     clean: defineStage(store, implementation('clean')),
     split: defineStage(store, implementation('split')),
     augment: defineStage(store, implementation('augment')),

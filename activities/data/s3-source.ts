@@ -10,6 +10,10 @@ export interface S3SourceObject {
   uri: string;
   /** When the object was last written, ms since the epoch (ListObjectsV2 `LastModified`). Absent when the listing omits it. */
   lastModified?: number;
+  /** The object's ETag as listed (quotes kept): changes whenever its content does. Absent when the listing omits it. */
+  etag?: string;
+  /** Bytes, as listed. Absent when the listing omits it. */
+  size?: number;
 }
 
 /** What collect needs from S3. Tests pass an in-memory fake; workers use createS3SourceReader. */
@@ -142,7 +146,7 @@ export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3Sou
           const key = object.Key;
           // Keys ending in `/` are folder markers written by consoles, not data.
           if (key === undefined || key.endsWith('/') || !selected(key.slice(prefix.length))) continue;
-          yield { key, uri: `s3://${bucket}/${key}`, lastModified: object.LastModified?.getTime() };
+          yield { key, uri: `s3://${bucket}/${key}`, lastModified: object.LastModified?.getTime(), etag: object.ETag, size: object.Size };
         }
         continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (continuationToken);
