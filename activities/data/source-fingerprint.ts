@@ -1,11 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Context } from '@temporalio/activity';
 import type { CollectOptions } from '../../pipelines/stage-types';
 import type { StageInput } from '../../workflows/types';
 import { readContinualState } from '../continual/state';
 import type { ArtifactStore } from '../store';
 import { createS3SourceReader, type S3SourceReader } from './s3-source';
-import { describeSource, listSource, type FileIdentity } from './source-files';
+import { describeSource, listSource, type FileIdentity, type SourceFile } from './source-files';
 
 // A collect reads outside the store, so its config and (absent) input digests cannot tell whether
 // its data changed. Its cache key also takes this fingerprint of what its sources resolve to now
@@ -13,10 +14,12 @@ import { describeSource, listSource, type FileIdentity } from './source-files';
 // reading the data, through the resolver collect itself reads with (source-files.ts).
 
 /**
- * A file whose mtime is this recent may still be written within the same filesystem timestamp
- * tick (coarse clocks tick every 1–10 ms; some filesystems keep seconds), so a later write could
- * leave size and times as they were. Such "racy" files, as git calls them, are fingerprinted by
- * their content too. A file written in the window therefore misses once more, after it settles.
+ * A file whose mtime or ctime is this recent may be written again within the same filesystem
+ * timestamp tick (coarse clocks tick every 1–10 ms; some filesystems keep whole seconds), leaving
+ * size and times as they were — "racy", as git calls it. The fingerprint waits (at most this
+ * long) until such files are older than this, and stats them again: from then on every write
+ * shows. A file still racy after the wait (written again meanwhile, or with a time in the future)
+ * is fingerprinted by its content too.
  */
 export const RACY_WINDOW_MS = 2000;
 
@@ -33,36 +36,63 @@ export interface SourceFingerprintContext {
   continualState?: string;
   /** The clock, for telling racy files. Default Date.now. */
   now?(): number;
+  /** Waits before racy files are stated again. Default: a timer. */
+  sleep?(ms: number): Promise<void>;
+}
+
+/** One listed file, in fingerprint order. */
+interface Listed {
+  /** The source and name part of its line. */
+  head: string;
+  file: SourceFile;
+  identity: FileIdentity;
 }
 
 /**
  * sha256 over every source in order, of where it resolved (absolute paths against baseDir; an npm
  * package's name, version and directory; an S3 endpoint) and of each file it would read: for a
- * local or npm file its name, real path, size, mtime and ctime (in ns), plus its content's sha256
- * while racy; for an S3 object its key, ETag, size and LastModified. Adding, removing, renaming,
- * retargeting a link to, or writing any file changes it; an unchanged listing gives the same one.
+ * local or npm file its name, real path, size, mtime and ctime (in ns); for an S3 object its key,
+ * ETag, size and LastModified. Adding, removing, renaming, retargeting a link to, or writing any
+ * file changes it; an unchanged listing gives the same one. Nothing is read but racy files.
  */
 export async function fingerprintSources(options: CollectOptions, ctx: SourceFingerprintContext): Promise<string> {
-  const hash = createHash('sha256').update('tempered collect sources v1\n');
   const now = ctx.now ?? Date.now;
   let s3 = ctx.s3;
   const allowEmpty = options.incremental !== undefined;
-  if (ctx.continualState !== undefined) hash.update(`continual ${ctx.continualState}\n`);
+  const sources: string[] = [];
+  const listed: Listed[][] = [];
   for (const [index, source] of options.sources.entries()) {
-    const listed = await listSource(source, { baseDir: ctx.baseDir, s3: () => (s3 ??= createS3SourceReader()), allowEmpty });
-    hash.update(`source ${index} ${JSON.stringify(describeSource(source))} ${listed.origin}\n`);
-    const concurrency = 64;
-    for (let start = 0; start < listed.files.length; start += concurrency) {
-      const batch = listed.files.slice(start, start + concurrency);
-      const lines = await Promise.all(batch.map(async (file) => `${JSON.stringify(file.name)} ${await describeIdentity(await file.identity(), now())}\n`));
-      for (const line of lines) hash.update(line);
-    }
+    const { origin, files } = await listSource(source, { baseDir: ctx.baseDir, s3: () => (s3 ??= createS3SourceReader()), allowEmpty });
+    sources.push(`source ${index} ${JSON.stringify(describeSource(source))} ${origin}`);
+    const identities = await inBatches(files, (file) => file.identity());
+    listed.push(files.map((file, i) => ({ head: JSON.stringify(file.name), file, identity: identities[i] })));
   }
+
+  const racy = () => listed.flat().filter(({ identity }) => isRacy(identity, now()));
+  const waitFor = racy();
+  if (waitFor.length > 0) {
+    const newest = Math.max(...waitFor.map(({ identity }) => newestMs(identity)));
+    const wait = Math.min(RACY_WINDOW_MS, newest + RACY_WINDOW_MS + 1 - now());
+    await (ctx.sleep ?? ((ms) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(Math.max(0, wait));
+    const again = await inBatches(waitFor, ({ file }) => file.identity());
+    waitFor.forEach((entry, i) => (entry.identity = again[i]));
+  }
+  const contentOf = new Map(await Promise.all(racy().map(async (entry) => [entry, await fileSha256((entry.identity as { path: string }).path)] as const)));
+
+  const hash = createHash('sha256').update('tempered collect sources v1\n');
+  if (ctx.continualState !== undefined) hash.update(`continual ${ctx.continualState}\n`);
+  listed.forEach((entries, index) => {
+    hash.update(`${sources[index]}\n`);
+    for (const entry of entries) {
+      const content = contentOf.get(entry);
+      hash.update(`${entry.head} ${describeIdentity(entry.identity)}${content ? ` sha256=${content}` : ''}\n`);
+    }
+  });
   return hash.digest('hex');
 }
 
-/** One file's line in the fingerprint (exported for tests). */
-export async function describeIdentity(identity: FileIdentity, nowMs: number): Promise<string> {
+/** One file's version, as its fingerprint line says it (exported for tests). */
+export function describeIdentity(identity: FileIdentity): string {
   if (identity.kind === 'object') {
     const { uri, etag, size, lastModified } = identity;
     // A listing without ETag or LastModified cannot tell one version of an object from the next:
@@ -71,15 +101,37 @@ export async function describeIdentity(identity: FileIdentity, nowMs: number): P
     return `${uri} etag=${etag ?? '-'} size=${size ?? '-'} lastModified=${lastModified ?? '-'}`;
   }
   const { path, size, mtimeNs, ctimeNs } = identity;
-  const described = `${JSON.stringify(path)} size=${size} mtimeNs=${mtimeNs} ctimeNs=${ctimeNs}`;
-  const newestMs = Number((mtimeNs > ctimeNs ? mtimeNs : ctimeNs) / 1_000_000n);
-  return newestMs > nowMs - RACY_WINDOW_MS ? `${described} sha256=${await fileSha256(path)}` : described;
+  return `${JSON.stringify(path)} size=${size} mtimeNs=${mtimeNs} ctimeNs=${ctimeNs}`;
+}
+
+const newestMs = (identity: FileIdentity): number =>
+  identity.kind === 'file' ? Number((identity.mtimeNs > identity.ctimeNs ? identity.mtimeNs : identity.ctimeNs) / 1_000_000n) : -Infinity;
+
+/** Whether a write now could leave the file's size and times as listed (S3 objects have ETags: never). */
+export function isRacy(identity: FileIdentity, nowMs: number): boolean {
+  return identity.kind === 'file' && newestMs(identity) >= nowMs - RACY_WINDOW_MS;
+}
+
+async function inBatches<T, R>(items: readonly T[], map: (item: T) => Promise<R>, concurrency = 64): Promise<R[]> {
+  const out: R[] = [];
+  for (let start = 0; start < items.length; start += concurrency) out.push(...(await Promise.all(items.slice(start, start + concurrency).map(map))));
+  return out;
 }
 
 async function fileSha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** Heartbeats of the running activity, or undefined outside one (unit tests). */
+function activityHeartbeat(): (() => void) | undefined {
+  try {
+    const context = Context.current();
+    return () => context.heartbeat({ phase: 'listing sources' });
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -95,6 +147,15 @@ export function collectSourceFingerprint(store: ArtifactStore): (input: StageInp
       const state = await readContinualState(store, input.pipeline);
       continualState = `watermark=${state.watermark?.sha256 ?? 'none'} cycles=${state.cycles.length}`;
     }
-    return fingerprintSources(options, { baseDir: input.baseDir, continualState });
+    // The stage's heartbeats start after the cache lookup: keep the attempt alive through a long
+    // listing or the racy wait.
+    const heartbeat = activityHeartbeat();
+    heartbeat?.();
+    const ticker = heartbeat && setInterval(heartbeat, 1000);
+    try {
+      return await fingerprintSources(options, { baseDir: input.baseDir, continualState });
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
   };
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { collectRecords } from '../../../activities/data/collect';
 import type { S3SourceObject, S3SourceReader } from '../../../activities/data/s3-source';
-import { describeIdentity, fingerprintSources, RACY_WINDOW_MS, type SourceFingerprintContext } from '../../../activities/data/source-fingerprint';
+import { fingerprintSources, RACY_WINDOW_MS, type SourceFingerprintContext } from '../../../activities/data/source-fingerprint';
 import { CollectOptionsSchema, type CollectOptions } from '../../../pipelines/stage-types';
 
 const options = (raw: Record<string, unknown>): CollectOptions => CollectOptionsSchema.parse(raw);
@@ -26,7 +26,7 @@ const settle = (base: string, files: string[], seconds = 1_600_000_000): void =>
   for (const f of files) utimesSync(path.join(base, f), seconds, seconds);
 };
 /** A clock far in the future: nothing is racy, so the fingerprint rests on paths, sizes and times alone. */
-const settled = (baseDir: string): SourceFingerprintContext => ({ baseDir, now: () => Date.now() + 10 * RACY_WINDOW_MS });
+const settled = (baseDir: string): SourceFingerprintContext => ({ baseDir, now: () => Date.now() + 10 * RACY_WINDOW_MS, sleep: () => Promise.reject(new Error('nothing is racy')) });
 
 describe('fingerprintSources: local files', () => {
   const glob = options({ sources: [{ path: 'data/*/*.txt' }] });
@@ -74,20 +74,29 @@ describe('fingerprintSources: local files', () => {
     expect(await fingerprintSources(glob, settled(base))).not.toBe(before);
   });
 
-  it('adds the content of files written within the racy window, where a same-size write could keep the times', async () => {
-    // A write within one filesystem timestamp tick of the last can leave size, mtime and ctime as
-    // they were: while a file is that fresh, its content is part of the fingerprint.
-    const file = path.join(base, 'data/ham/a.txt');
-    const identity = { kind: 'file' as const, path: file, size: 5n, mtimeNs: 1_700_000_000_000_000_000n, ctimeNs: 1_700_000_000_000_000_000n };
-    const writtenMs = 1_700_000_000_000;
-    const racy = await describeIdentity(identity, writtenMs + 1);
-    const settledLine = await describeIdentity(identity, writtenMs + RACY_WINDOW_MS + 1);
-    writeFileSync(file, 'jello');
-    expect(await describeIdentity(identity, writtenMs + 1)).not.toBe(racy);
-    expect(await describeIdentity(identity, writtenMs + RACY_WINDOW_MS + 1)).toBe(settledLine);
-    // A file written just now is racy: two fingerprints of the unchanged tree still agree.
-    const first = await fingerprintSources(glob, { baseDir: base });
-    expect(await fingerprintSources(glob, { baseDir: base })).toBe(first);
+  it('waits out the racy window for a file just written, so its key is the one later runs compute', async () => {
+    writeFileSync(path.join(base, 'data/ham/a.txt'), 'jello');
+    const waits: number[] = [];
+    const sleep = (ms: number) => (waits.push(ms), new Promise<void>((r) => setTimeout(r, ms)));
+    const fresh = await fingerprintSources(glob, { baseDir: base, sleep });
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThan(0);
+    expect(waits[0]).toBeLessThanOrEqual(RACY_WINDOW_MS);
+    // Later, nothing racy: no wait, and the same fingerprint.
+    const later: number[] = [];
+    expect(await fingerprintSources(glob, { baseDir: base, sleep: async (ms) => void later.push(ms) })).toBe(fresh);
+    expect(later).toEqual([]);
+  });
+
+  it('adds the content of a file still racy after the wait (written again meanwhile, or dated in the future)', async () => {
+    const mtimeMs = statSync(path.join(base, files[0])).mtimeMs;
+    const stillRacy = { baseDir: base, now: () => mtimeMs, sleep: async () => undefined };
+    const racy = await fingerprintSources(glob, stillRacy);
+    expect(racy).not.toBe(await fingerprintSources(glob, settled(base))); // content went in
+    expect(await fingerprintSources(glob, stillRacy)).toBe(racy);
+    writeFileSync(path.join(base, files[0]), 'jello');
+    settle(base, [files[0]]);
+    expect(await fingerprintSources(glob, stillRacy)).not.toBe(racy);
   });
 
   it('differs for the same relative glob under two spec directories', async () => {
