@@ -40,12 +40,18 @@ export interface SourceFingerprintContext {
   sleep?(ms: number): Promise<void>;
 }
 
-/** One listed file, in fingerprint order. */
-interface Listed {
-  /** The source and name part of its line. */
-  head: string;
-  file: SourceFile;
-  identity: FileIdentity;
+/** Files to fingerprint, under a header line (where they were listed from). */
+export interface FileGroup {
+  header: string;
+  files: ReadonlyArray<Pick<SourceFile, 'name' | 'identity'>>;
+}
+
+/** When fingerprintListing's clock reads and how it waits; tests pass their own. */
+export interface FingerprintClock {
+  /** Default Date.now. */
+  now?(): number;
+  /** Default: a timer. */
+  sleep?(ms: number): Promise<void>;
 }
 
 /**
@@ -56,36 +62,47 @@ interface Listed {
  * file changes it; an unchanged listing gives the same one. Nothing is read but racy files.
  */
 export async function fingerprintSources(options: CollectOptions, ctx: SourceFingerprintContext): Promise<string> {
-  const now = ctx.now ?? Date.now;
   let s3 = ctx.s3;
   const allowEmpty = options.incremental !== undefined;
-  const sources: string[] = [];
-  const listed: Listed[][] = [];
+  const groups: FileGroup[] = [];
   for (const [index, source] of options.sources.entries()) {
     const { origin, files } = await listSource(source, { baseDir: ctx.baseDir, s3: () => (s3 ??= createS3SourceReader()), allowEmpty });
-    sources.push(`source ${index} ${JSON.stringify(describeSource(source))} ${origin}`);
-    const identities = await inBatches(files, (file) => file.identity());
-    listed.push(files.map((file, i) => ({ head: JSON.stringify(file.name), file, identity: identities[i] })));
+    groups.push({ header: `source ${index} ${JSON.stringify(describeSource(source))} ${origin}`, files });
   }
+  const title = `tempered collect sources v1${ctx.continualState === undefined ? '' : `\ncontinual ${ctx.continualState}`}`;
+  return fingerprintListing(title, groups, ctx);
+}
 
+/**
+ * sha256 of `title`, then each group's header and a line per file: its name and identity (size and
+ * times, or ETag), plus its content's sha256 for a local file still racy after waiting the racy
+ * window out once (see RACY_WINDOW_MS).
+ */
+export async function fingerprintListing(title: string, groups: readonly FileGroup[], clock: FingerprintClock = {}): Promise<string> {
+  const now = clock.now ?? Date.now;
+  const listed = await Promise.all(
+    groups.map(async ({ files }) => {
+      const identities = await inBatches(files, (file) => file.identity());
+      return files.map((file, i) => ({ file, identity: identities[i] }));
+    }),
+  );
   const racy = () => listed.flat().filter(({ identity }) => isRacy(identity, now()));
   const waitFor = racy();
   if (waitFor.length > 0) {
     const newest = Math.max(...waitFor.map(({ identity }) => newestMs(identity)));
     const wait = Math.min(RACY_WINDOW_MS, newest + RACY_WINDOW_MS + 1 - now());
-    await (ctx.sleep ?? ((ms) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(Math.max(0, wait));
+    await (clock.sleep ?? ((ms) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(Math.max(0, wait));
     const again = await inBatches(waitFor, ({ file }) => file.identity());
     waitFor.forEach((entry, i) => (entry.identity = again[i]));
   }
   const contentOf = new Map(await Promise.all(racy().map(async (entry) => [entry, await fileSha256((entry.identity as { path: string }).path)] as const)));
 
-  const hash = createHash('sha256').update('tempered collect sources v1\n');
-  if (ctx.continualState !== undefined) hash.update(`continual ${ctx.continualState}\n`);
+  const hash = createHash('sha256').update(`${title}\n`);
   listed.forEach((entries, index) => {
-    hash.update(`${sources[index]}\n`);
+    hash.update(`${groups[index].header}\n`);
     for (const entry of entries) {
       const content = contentOf.get(entry);
-      hash.update(`${entry.head} ${describeIdentity(entry.identity)}${content ? ` sha256=${content}` : ''}\n`);
+      hash.update(`${JSON.stringify(entry.file.name)} ${describeIdentity(entry.identity)}${content ? ` sha256=${content}` : ''}\n`);
     }
   });
   return hash.digest('hex');
