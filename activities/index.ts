@@ -2,6 +2,7 @@ import type { StageType } from '../pipelines/schema';
 import type { StageActivity } from '../workflows/types';
 import { runInThread } from './compute-thread';
 import { augmentStage } from './data/stages';
+import { commandSourceFingerprint } from './command-fingerprint';
 import { collectSourceFingerprint } from './data/source-fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
@@ -43,7 +44,7 @@ export function createActivities({ store, translators, compute = 'thread' }: Act
     evaluate: defineStage(store, implementation('evaluate')),
     distill: defineStage(store, implementation('distill')),
     quantize: defineStage(store, implementation('quantize')),
-    command: defineStage(store, implementation('command')),
+    command: defineStage(store, implementation('command'), { sourceFingerprint: commandSourceFingerprint }),
     replay: defineStage(store, implementation('replay')),
     champion: defineStage(store, implementation('champion')),
     promote: defineStage(store, implementation('promote')),

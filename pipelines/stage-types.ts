@@ -379,7 +379,7 @@ export const CommandOptionsSchema = z.strictObject({
 export type CommandOptions = z.infer<typeof CommandOptionsSchema>;
 
 /** Output names the command stage keeps for itself (activities/command: its log and the stage manifest). */
-export const RESERVED_COMMAND_OUTPUTS: readonly string[] = ['log', 'log.txt', 'curves', 'curves.jsonl', 'manifest.json'];
+export const RESERVED_COMMAND_OUTPUTS: readonly string[] = ['log', 'log.txt', 'curves', 'curves.jsonl', 'manifest.json', 'attempts'];
 
 const OUTPUT_NAME = /^[A-Za-z0-9._-]{1,255}$/;
 
