@@ -3,7 +3,7 @@ import { access, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandOptions } from '../pipelines/stage-types';
 import type { StageInput } from '../workflows/types';
-import { fingerprintListing, type FingerprintClock, type FileGroup } from './data/source-fingerprint';
+import { fingerprintListing, type FingerprintClock, type FileGroup } from './data/listing-fingerprint';
 import type { FileIdentity } from './data/source-files';
 
 // A `command` stage is cached only when its spec says `cache: true`. Its program and scripts

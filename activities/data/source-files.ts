@@ -4,7 +4,7 @@ import path from 'node:path';
 import { escapePath, glob, isDynamicPattern } from 'tinyglobby';
 import type { Source } from '../../pipelines/stage-types';
 import { EmptySourceError, InvalidOptionError, PackageNotFoundError } from './errors';
-import { sourcePrefix, type S3SourceObject, type S3SourceReader } from './s3-source';
+import type { S3SourceObject, S3SourceReader } from './s3-source';
 
 // What a collect source resolves to: the files it reads, in order. Collect reads them and the
 // source fingerprint (source-fingerprint.ts) lists them, both through this one resolver, so the
@@ -197,7 +197,8 @@ async function listS3Files(source: Extract<Source, { s3: string }>, s3: S3Source
   for await (const object of s3.list(source.s3, source.include, source.endpoint)) objects.push(object);
   const endpoint = source.endpoint ?? process.env.TEMPERED_S3_ENDPOINT ?? 'AWS default';
   if (objects.length === 0 && !allowEmpty) {
-    const { bucket, prefix } = sourcePrefix(source.s3);
+    // Required here, not imported: a listing of local files only need not load the AWS SDK.
+    const { bucket, prefix } = (require('./s3-source') as typeof import('./s3-source')).sourcePrefix(source.s3);
     throw new EmptySourceError(
       source.s3,
       `bucket ${bucket}, prefix ${JSON.stringify(prefix)}, include ${JSON.stringify(source.include ?? '**')}, endpoint ${endpoint}`,

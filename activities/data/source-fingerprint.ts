@@ -1,154 +1,91 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { Context } from '@temporalio/activity';
 import type { CollectOptions } from '../../pipelines/stage-types';
 import type { StageInput } from '../../workflows/types';
 import { readContinualState } from '../continual/state';
 import type { ArtifactStore } from '../store';
-import { createS3SourceReader, type S3SourceReader } from './s3-source';
-import { describeSource, listSource, type FileIdentity, type SourceFile } from './source-files';
+
+export {
+  describeIdentity,
+  fingerprintListing,
+  fingerprintSources,
+  isRacy,
+  RACY_WINDOW_MS,
+  type FileGroup,
+  type FingerprintClock,
+  type SourceFingerprintContext,
+} from './listing-fingerprint';
 
 // A collect reads outside the store, so its config and (absent) input digests cannot tell whether
 // its data changed. Its cache key also takes this fingerprint of what its sources resolve to now
 // (ARCHITECTURE.md, invariant 4), taken from a listing — paths, sizes, times, ETags — without
 // reading the data, through the resolver collect itself reads with (source-files.ts).
 
-/**
- * A file whose mtime or ctime is this recent may be written again within the same filesystem
- * timestamp tick (coarse clocks tick every 1–10 ms; some filesystems keep whole seconds), leaving
- * size and times as they were — "racy", as git calls it. The fingerprint waits (at most this
- * long) until such files are older than this, and stats them again: from then on every write
- * shows. A file still racy after the wait (written again meanwhile, or with a time in the future)
- * is fingerprinted by its content too.
- */
-export const RACY_WINDOW_MS = 2000;
-
-/** What fingerprintSources needs besides the options. */
-export interface SourceFingerprintContext {
-  /** Directory that relative globs resolve against: the spec file's directory. */
-  baseDir: string;
-  /** S3 access for `s3:` sources. Default: createS3SourceReader() on first use. */
-  s3?: S3SourceReader;
-  /**
-   * Only for an incremental collect: what its output also depends on — the previous cycle's
-   * watermark (its sha256, or none) and the number of completed cycles.
-   */
-  continualState?: string;
-  /** The clock, for telling racy files. Default Date.now. */
-  now?(): number;
-  /** Waits before racy files are stated again. Default: a timer. */
-  sleep?(ms: number): Promise<void>;
-}
-
-/** Files to fingerprint, under a header line (where they were listed from). */
-export interface FileGroup {
-  header: string;
-  files: ReadonlyArray<Pick<SourceFile, 'name' | 'identity'>>;
-}
-
-/** When fingerprintListing's clock reads and how it waits; tests pass their own. */
-export interface FingerprintClock {
-  /** Default Date.now. */
-  now?(): number;
-  /** Default: a timer. */
-  sleep?(ms: number): Promise<void>;
-}
-
-/**
- * sha256 over every source in order, of where it resolved (absolute paths against baseDir; an npm
- * package's name, version and directory; an S3 endpoint) and of each file it would read: for a
- * local or npm file its name, real path, size, mtime and ctime (in ns); for an S3 object its key,
- * ETag, size and LastModified. Adding, removing, renaming, retargeting a link to, or writing any
- * file changes it; an unchanged listing gives the same one. Nothing is read but racy files.
- */
-export async function fingerprintSources(options: CollectOptions, ctx: SourceFingerprintContext): Promise<string> {
-  let s3 = ctx.s3;
-  const allowEmpty = options.incremental !== undefined;
-  const groups: FileGroup[] = [];
-  for (const [index, source] of options.sources.entries()) {
-    const { origin, files } = await listSource(source, { baseDir: ctx.baseDir, s3: () => (s3 ??= createS3SourceReader()), allowEmpty });
-    groups.push({ header: `source ${index} ${JSON.stringify(describeSource(source))} ${origin}`, files });
-  }
-  const title = `tempered collect sources v1${ctx.continualState === undefined ? '' : `\ncontinual ${ctx.continualState}`}`;
-  return fingerprintListing(title, groups, ctx);
-}
-
-/**
- * sha256 of `title`, then each group's header and a line per file: its name and identity (size and
- * times, or ETag), plus its content's sha256 for a local file still racy after waiting the racy
- * window out once (see RACY_WINDOW_MS).
- */
-export async function fingerprintListing(title: string, groups: readonly FileGroup[], clock: FingerprintClock = {}): Promise<string> {
-  const now = clock.now ?? Date.now;
-  const listed = await Promise.all(
-    groups.map(async ({ files }) => {
-      const identities = await inBatches(files, (file) => file.identity());
-      return files.map((file, i) => ({ file, identity: identities[i] }));
-    }),
-  );
-  const racy = () => listed.flat().filter(({ identity }) => isRacy(identity, now()));
-  const waitFor = racy();
-  if (waitFor.length > 0) {
-    const newest = Math.max(...waitFor.map(({ identity }) => newestMs(identity)));
-    const wait = Math.min(RACY_WINDOW_MS, newest + RACY_WINDOW_MS + 1 - now());
-    await (clock.sleep ?? ((ms) => new Promise<void>((resolve) => setTimeout(resolve, ms))))(Math.max(0, wait));
-    const again = await inBatches(waitFor, ({ file }) => file.identity());
-    waitFor.forEach((entry, i) => (entry.identity = again[i]));
-  }
-  const contentOf = new Map(await Promise.all(racy().map(async (entry) => [entry, await fileSha256((entry.identity as { path: string }).path)] as const)));
-
-  const hash = createHash('sha256').update(`${title}\n`);
-  listed.forEach((entries, index) => {
-    hash.update(`${groups[index].header}\n`);
-    for (const entry of entries) {
-      const content = contentOf.get(entry);
-      hash.update(`${JSON.stringify(entry.file.name)} ${describeIdentity(entry.identity)}${content ? ` sha256=${content}` : ''}\n`);
-    }
-  });
-  return hash.digest('hex');
-}
-
-/** One file's version, as its fingerprint line says it (exported for tests). */
-export function describeIdentity(identity: FileIdentity): string {
-  if (identity.kind === 'object') {
-    const { uri, etag, size, lastModified } = identity;
-    // A listing without ETag or LastModified cannot tell one version of an object from the next:
-    // never reuse what was computed from it.
-    if (etag === undefined && lastModified === undefined) return `${uri} unversioned ${randomUUID()}`;
-    return `${uri} etag=${etag ?? '-'} size=${size ?? '-'} lastModified=${lastModified ?? '-'}`;
-  }
-  const { path, size, mtimeNs, ctimeNs } = identity;
-  return `${JSON.stringify(path)} size=${size} mtimeNs=${mtimeNs} ctimeNs=${ctimeNs}`;
-}
-
-const newestMs = (identity: FileIdentity): number =>
-  identity.kind === 'file' ? Number((identity.mtimeNs > identity.ctimeNs ? identity.mtimeNs : identity.ctimeNs) / 1_000_000n) : -Infinity;
-
-/** Whether a write now could leave the file's size and times as listed (S3 objects have ETags: never). */
-export function isRacy(identity: FileIdentity, nowMs: number): boolean {
-  return identity.kind === 'file' && newestMs(identity) >= nowMs - RACY_WINDOW_MS;
-}
-
-async function inBatches<T, R>(items: readonly T[], map: (item: T) => Promise<R>, concurrency = 64): Promise<R[]> {
-  const out: R[] = [];
-  for (let start = 0; start < items.length; start += concurrency) out.push(...(await Promise.all(items.slice(start, start + concurrency).map(map))));
-  return out;
-}
-
-async function fileSha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** Heartbeats of the running activity, or undefined outside one (unit tests). */
-function activityHeartbeat(): (() => void) | undefined {
+/** The running activity's heartbeat and cancellation, or undefined outside one (unit tests). */
+function activityContext(): { heartbeat(): void; signal: AbortSignal } | undefined {
   try {
     const context = Context.current();
-    return () => context.heartbeat({ phase: 'listing sources' });
+    return { heartbeat: () => context.heartbeat({ phase: 'listing sources' }), signal: context.cancellationSignal };
   } catch {
     return undefined;
   }
+}
+
+/** What fingerprintInThread hands the thread: structured-cloneable. */
+interface FingerprintThreadData {
+  options: CollectOptions;
+  baseDir: string;
+  continualState?: string;
+}
+
+type FingerprintThreadMessage = { fingerprint: string } | { error: { name: string; message: string; stack?: string; nonRetryable: boolean } };
+
+/**
+ * fingerprintSources in a worker thread of its own. Globbing matches every path against a
+ * picomatch regex (and an S3 listing every key against `include`), which a pattern such as
+ * `*a*a*a*a*b` makes take seconds per long name; sorting and hashing a big listing is CPU work
+ * too. On the worker's main thread that would stall workflow tasks, queries and heartbeats
+ * (ARCHITECTURE.md, invariant 9); in a thread it costs only this stage's time, and a cancelled
+ * stage ends the thread.
+ */
+export function fingerprintInThread(data: FingerprintThreadData, signal?: AbortSignal): Promise<string> {
+  const body = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { fingerprintSources } = require(${JSON.stringify(path.join(__dirname, `listing-fingerprint${path.extname(__filename)}`))});
+    fingerprintSources(workerData.options, { baseDir: workerData.baseDir, continualState: workerData.continualState }).then(
+      (fingerprint) => parentPort.postMessage({ fingerprint }),
+      (e) => parentPort.postMessage({ error: { name: e && e.name || 'Error', message: String(e && e.message || e), stack: e && e.stack, nonRetryable: !!(e && e.nonRetryable === true) } }),
+    );`;
+  // From TypeScript sources (tests, tsx) the thread compiles them the way compute-thread.ts does.
+  const code = __filename.endsWith('.ts') ? `require('tsx/cjs/api').register();${body}` : body;
+  return new Promise<string>((resolve, reject) => {
+    const thread = new Worker(code, { eval: true, workerData: data });
+    let settled = false;
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+      void thread.terminate();
+    };
+    const onAbort = () => finish(() => reject(new Error('stage cancelled while listing its sources')));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort);
+    thread.on('message', (message: FingerprintThreadMessage) =>
+      finish(() => {
+        if ('fingerprint' in message) return resolve(message.fingerprint);
+        const { name, message: text, stack, nonRetryable } = message.error;
+        const error = Object.assign(new Error(text), { nonRetryable });
+        // `name` as an own property, so the stage's failure keeps the error's class (EmptySourceError, …).
+        Object.defineProperty(error, 'name', { value: name, enumerable: false, configurable: true, writable: true });
+        if (stack) error.stack = stack;
+        reject(error);
+      }),
+    );
+    thread.on('error', (err) => finish(() => reject(err)));
+    thread.on('exit', (code) => finish(() => reject(new Error(`the source-listing thread exited with code ${code} before finishing`))));
+  });
 }
 
 /**
@@ -166,11 +103,11 @@ export function collectSourceFingerprint(store: ArtifactStore): (input: StageInp
     }
     // The stage's heartbeats start after the cache lookup: keep the attempt alive through a long
     // listing or the racy wait.
-    const heartbeat = activityHeartbeat();
-    heartbeat?.();
-    const ticker = heartbeat && setInterval(heartbeat, 1000);
+    const activity = activityContext();
+    activity?.heartbeat();
+    const ticker = activity && setInterval(activity.heartbeat, 1000);
     try {
-      return await fingerprintSources(options, { baseDir: input.baseDir, continualState });
+      return await fingerprintInThread({ options, baseDir: input.baseDir, ...(continualState === undefined ? {} : { continualState }) }, activity?.signal);
     } finally {
       if (ticker) clearInterval(ticker);
     }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { collectRecords } from '../../../activities/data/collect';
 import type { S3SourceObject, S3SourceReader } from '../../../activities/data/s3-source';
-import { fingerprintSources, RACY_WINDOW_MS, type SourceFingerprintContext } from '../../../activities/data/source-fingerprint';
+import { fingerprintInThread, fingerprintSources, RACY_WINDOW_MS, type SourceFingerprintContext } from '../../../activities/data/source-fingerprint';
 import { CollectOptionsSchema, type CollectOptions } from '../../../pipelines/stage-types';
 
 const options = (raw: Record<string, unknown>): CollectOptions => CollectOptionsSchema.parse(raw);
@@ -189,5 +189,34 @@ describe('fingerprintSources: incremental collects', () => {
     expect(second).not.toBe(first);
     // An empty inbox is a result for an incremental collect, not an error.
     await expect(fingerprintSources(options({ sources: [{ path: 'empty/*.txt' }], incremental: { by: 'mtime' } }), settled(base))).resolves.toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('fingerprintInThread', () => {
+  it('gives what fingerprintSources gives, and keeps an error its class', async () => {
+    const base = mkdtempSync(path.join(root, 'thread-'));
+    writeTree(base, { 'data/a/1.txt': 'one', 'data/b/2.txt': 'two' });
+    settle(base, ['data/a/1.txt', 'data/b/2.txt']);
+    const glob = options({ sources: [{ path: 'data/*/*.txt' }] });
+    expect(await fingerprintInThread({ options: glob, baseDir: base })).toBe(await fingerprintSources(glob, { baseDir: base }));
+    const none = fingerprintInThread({ options: options({ sources: [{ path: 'nothing/*.txt' }] }), baseDir: base });
+    await expect(none).rejects.toMatchObject({ name: 'EmptySourceError', nonRetryable: true, message: expect.stringContaining('matched no files') });
+  });
+
+  it('leaves the event loop free while a pathological glob crawls, and a cancelled stage ends it', async () => {
+    const base = mkdtempSync(path.join(root, 'slow-glob-'));
+    // picomatch's regex for `*a*a*a*a*b` backtracks for seconds on a long name of a's.
+    writeTree(base, { [`data/${'a'.repeat(200)}`]: 'x' });
+    const abort = new AbortController();
+    const listing = fingerprintInThread({ options: options({ sources: [{ path: 'data/*a*a*a*a*a*b' }] }), baseDir: base }, abort.signal);
+    const lags: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = performance.now();
+      await new Promise((r) => setTimeout(r, 20));
+      lags.push(performance.now() - t - 20);
+    }
+    expect(Math.max(...lags)).toBeLessThan(200);
+    abort.abort();
+    await expect(listing).rejects.toThrow('stage cancelled while listing its sources');
   });
 });
