@@ -20,7 +20,7 @@ import { exitAfterFlush, keepStdoutForJson, printJson } from './output';
 import { defaultReportDir, openReport, writeRunReport } from './report';
 import { createProgressView } from './progress-view';
 import { cancelRun, getRunInput, getRunSummary, listRuns, localQueuePrefix, newRunId, queuesWithoutWorkers, resolveWorkflowId, startRun, waitForRun } from './runs';
-import { planResume } from './resume';
+import { planResume, verifyResume } from './resume';
 import { formatCycles, readWatermark } from './cycles';
 import { runContinualDemo } from './continual-demo';
 import { createSchedule, describeSchedule, listSchedules, OVERLAP_POLICY_NAMES, ScheduleInputError, triggerSchedule } from './schedules';
@@ -93,6 +93,14 @@ function program(): Command {
         resume = planResume({ plan: previous.plan, summary }, plan);
       } finally {
         await client.connection.close();
+      }
+      // Verified as the stage cache would (every output read back against its sha256), so the dry
+      // run says what the real run does.
+      const store = await openStore(stateDir);
+      try {
+        resume = await verifyResume(store, resume, plan);
+      } finally {
+        await store.close();
       }
       const width = Math.max(...resume.decisions.map((d) => d.stage.length));
       for (const d of resume.decisions) log(`  ${d.action === 'reuse' ? 'reuse' : 'run  '}  ${d.stage.padEnd(width)}  ${d.reason}`);

@@ -79,7 +79,7 @@ test('resume after a failure reuses finished stages and runs only the failed one
   const dry = await tempered(['resume', failed.runId, '--dry-run', '--spec', path.join(dir, 'fixed.yaml')], {}).catch((e) => e);
   expect(dry.code).toBe(2); // fixed.yaml does not exist yet: named, nothing started
   await writeFile(path.join(dir, 'fixed.yaml'), spec(', sleepMs: 2'));
-  const printed = await tempered(['resume', failed.runId, '--dry-run', '--spec', path.join(dir, 'fixed.yaml')]);
+  const printed = await tempered(['resume', failed.runId, '--dry-run', '--spec', path.join(dir, 'fixed.yaml')], { TEMPERED_STORE: `s3://${h.bucket}` });
   expect(printed.code).toBe(0);
   expect(printed.stderr).toMatch(/reuse\s+collect\s+succeeded in run/);
   expect(printed.stderr).toMatch(/run\s+flaky\s+its spec changed/);
