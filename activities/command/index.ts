@@ -159,7 +159,13 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions, 
           progressLines++;
           lastProgress = message.details;
           curve.add(message.details);
-          ctx.progress({ phase: 'running', ...message.details });
+          try {
+            ctx.progress({ phase: 'running', ...message.details });
+          } catch (err) {
+            // Cancelled: this runs in a stream callback, where a throw would crash the worker;
+            // the signal already stops the program, and the cancelled exit is reported below.
+            if (!(err instanceof CancelledFailure)) throw err;
+          }
         } else {
           reported.merge(message.values);
         }
