@@ -40,10 +40,12 @@ test('a training stage in the workflow worker’s process leaves queries and hea
     );
     expect(probe.queryLatenciesMs).toHaveLength(40);
     expect(probe.p99Ms).toBeLessThan(1000);
-    // The SDK sends heartbeats at most every 2 s (maxHeartbeatThrottleInterval); with the event
-    // loop free they arrive on that beat, far inside the 15 s heartbeat timeout.
+    // The stage runner's ticker heartbeats every timeout/3 = 5 s whatever the stage does, and
+    // progress reports add beats (the SDK sends at most one per 2 s): with the event loop free no
+    // gap exceeds the ticker's interval (plus the server's and the poll's slack), far inside the
+    // 15 s timeout. With compute on the main thread, gaps of 4–21 s were measured (bench/event-loop.ts).
     expect(probe.heartbeatGapsMs.length).toBeGreaterThanOrEqual(3);
-    expect(probe.maxHeartbeatGapMs).toBeLessThan(4000);
+    expect(probe.maxHeartbeatGapMs).toBeLessThan(6000);
   } finally {
     burner.stop();
     await h.client.workflow.getHandle(workflowId).cancel();
