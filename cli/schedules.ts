@@ -1,4 +1,4 @@
-import type { Client, ScheduleDescription, ScheduleOverlapPolicy } from '@temporalio/client';
+import { isGrpcServiceError, ScheduleAlreadyRunning, ScheduleNotFoundError, type Client, type ScheduleDescription, type ScheduleHandle, type ScheduleOverlapPolicy } from '@temporalio/client';
 import { formatDuration, parseDuration } from '../pipelines/duration';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import type { ScheduleBlock } from '../pipelines/schema';
@@ -50,6 +50,33 @@ export async function createSchedule(
   }
   const scheduleId = options.scheduleId ?? plan.pipeline;
   const input: PipelineWorkflowInput = { plan };
+  try {
+    await createOn(client, scheduleId, plan, input, cron, everyMs, options, block);
+  } catch (err) {
+    if (err instanceof ScheduleAlreadyRunning) {
+      throw new ScheduleInputError(`a schedule "${scheduleId}" exists already; delete it first ("tempered schedule delete ${scheduleId}") or give another --id`);
+    }
+    // The server checks the cron expression; its INVALID_ARGUMENT is the user's input, not an outage.
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    if (isGrpcServiceError(cause) && cause.code === 3) {
+      const what = cron !== undefined ? `cron expression ${JSON.stringify(cron)}` : 'schedule';
+      throw new ScheduleInputError(`the server refused the ${what}: ${cause.details || cause.message}. Use five fields "minute hour day-of-month month day-of-week" in UTC, e.g. "0 3 * * *" (03:00 daily), or --every 6h`);
+    }
+    throw err;
+  }
+  return scheduleId;
+}
+
+async function createOn(
+  client: Client,
+  scheduleId: string,
+  plan: Plan,
+  input: PipelineWorkflowInput,
+  cron: string | undefined,
+  everyMs: number | undefined,
+  options: { overlap?: ScheduleBlock['overlap']; paused?: boolean },
+  block?: ScheduleBlock,
+): Promise<void> {
   await client.schedule.create({
     scheduleId,
     spec: cron !== undefined ? { cronExpressions: [cron] } : { intervals: [{ every: everyMs! }] },
@@ -67,7 +94,24 @@ export async function createSchedule(
     // The server keeps cron expressions only in parsed form: remember what the user wrote.
     memo: { pipeline: plan.pipeline, spec: cron !== undefined ? `cron ${cron}` : `every ${formatDuration(everyMs!)}` },
   });
-  return scheduleId;
+}
+
+/** The handle of an existing schedule; an unknown id is the user's input error, naming the known ones. */
+export async function scheduleHandle(client: Client, scheduleId: string): Promise<ScheduleHandle> {
+  await describeOrExplain(client, scheduleId);
+  return client.schedule.getHandle(scheduleId);
+}
+
+async function describeOrExplain(client: Client, scheduleId: string): Promise<ScheduleDescription> {
+  try {
+    return await client.schedule.getHandle(scheduleId).describe();
+  } catch (err) {
+    if (!(err instanceof ScheduleNotFoundError)) throw err;
+    const known = (await listSchedules(client).catch(() => [])).map((v) => v.scheduleId);
+    throw new ScheduleInputError(
+      `no schedule "${scheduleId}"; ${known.length > 0 ? `schedules: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''}` : 'none exist yet ("tempered schedule create <spec> --every 1d" makes one)'}`,
+    );
+  }
 }
 
 /** Every schedule of this namespace that runs a Tempered pipeline. */
@@ -95,7 +139,7 @@ export async function listSchedules(client: Client): Promise<ScheduleView[]> {
 
 /** Recent and upcoming runs, counts and state of one schedule. */
 export async function describeSchedule(client: Client, scheduleId: string): Promise<ScheduleView> {
-  const d: ScheduleDescription = await client.schedule.getHandle(scheduleId).describe();
+  const d = await describeOrExplain(client, scheduleId);
   const memo = (d.memo ?? {}) as { pipeline?: string; spec?: string };
   return {
     scheduleId,
@@ -118,7 +162,7 @@ export async function describeSchedule(client: Client, scheduleId: string): Prom
  */
 export async function triggerSchedule(client: Client, scheduleId: string, overlap?: ScheduleBlock['overlap']): Promise<void> {
   const handle = client.schedule.getHandle(scheduleId);
-  const description = await handle.describe();
+  const description = await describeOrExplain(client, scheduleId);
   // The server names a tick's workflow after its time to the second, so two ticks in one second
   // would share a workflow id — and the second, a run id. Give each manual tick its own second.
   const last = description.info.recentActions.at(-1)?.scheduledAt.getTime();

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
-import { defaultStateDir, readServers } from './servers';
+import { readServers } from './servers';
+import { defaultStateDir } from './state-dir';
 
 // Where Tempered finds its servers. Production: environment variables name any Temporal cluster
 // (or Temporal Cloud) and any S3-compatible store. Local: the servers `tempered up` started.
@@ -69,9 +70,34 @@ export async function connectionOptions(settings: TemporalSettings): Promise<Sha
   return { address: settings.address, tls, apiKey: settings.apiKey };
 }
 
-/** A connected Temporal client; close it with `client.connection.close()`. */
+/** How long a command waits for Temporal to answer before saying it is unreachable. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
+/** Temporal did not answer at the configured address: names it and the fix. */
+export class TemporalUnreachableError extends Error {
+  override readonly name = 'TemporalUnreachableError';
+  constructor(
+    readonly address: string,
+    readonly reason: string,
+    fix: string,
+  ) {
+    super(`cannot reach Temporal at ${address} (no answer within ${CONNECT_TIMEOUT_MS / 1000} s: ${reason}). ${fix}`);
+  }
+}
+
+/** A connected Temporal client; close it with `client.connection.close()`. Fails within ~2 s when Temporal does not answer. */
 export async function connectClient(settings: TemporalSettings): Promise<Client> {
-  const connection = await Connection.connect(await connectionOptions(settings));
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ ...(await connectionOptions(settings)), connectTimeout: CONNECT_TIMEOUT_MS });
+  } catch (err) {
+    const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    const fix =
+      settings.source === 'local'
+        ? 'The local server recorded by "tempered up" is not answering; run "tempered up" to restart it (its log is in the state directory\'s logs/temporal.log)'
+        : 'Check TEMPORAL_ADDRESS (host:port of the frontend, 7233 by default), the network path to it, and the TLS/API-key settings (TEMPORAL_TLS*, TEMPORAL_API_KEY); unset TEMPORAL_ADDRESS to use the local servers of "tempered up"';
+    throw new TemporalUnreachableError(settings.address, reason, fix);
+  }
   return new Client({ connection, namespace: settings.namespace });
 }
 
@@ -119,9 +145,4 @@ export async function applyLocalStoreEnv(
   env.AWS_REGION ??= 'us-east-1';
   env.TEMPERED_STORE_CREATE_BUCKET = '1';
   return `${env.TEMPERED_STORE} at ${local.minio.endpoint}`;
-}
-
-/** `TEMPERED_TASK_QUEUE_PREFIX`: lets several deployments (or tests) share one namespace. Default ''. */
-export function queuePrefixFromEnv(): string {
-  return process.env.TEMPERED_TASK_QUEUE_PREFIX ?? '';
 }

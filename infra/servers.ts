@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { DEFAULT_PORTS, defaultStateDir, type ServerPorts } from './state-dir';
 import { ensureTool, TOOLS } from './tools';
 
 // Local Temporal dev server and MinIO, started detached so they outlive the command that started
@@ -11,16 +12,6 @@ import { ensureTool, TOOLS } from './tools';
 // The state directory is private (0700): it holds every local run's data and the MinIO credentials,
 // and the servers create their files with whatever umask they inherit (0644 data, 0755 folders),
 // so only the folder's own mode keeps other users out. The servers are also started with umask 077.
-
-/** Ports of the local servers. Defaults: Temporal 7233 (UI 8233), MinIO 9000 (console 9001). */
-export interface ServerPorts {
-  temporal: number;
-  temporalUi: number;
-  minio: number;
-  minioConsole: number;
-}
-
-export const DEFAULT_PORTS: ServerPorts = { temporal: 7233, temporalUi: 8233, minio: 9000, minioConsole: 9001 };
 
 /** What `up` leaves in `<stateDir>/servers.json`, so later commands find the servers. */
 export interface LocalServers {
@@ -51,7 +42,14 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
   const ports = { ...DEFAULT_PORTS, ...options.ports };
   for (const [name, port] of Object.entries(ports)) {
     if (!(await portFree(port))) {
-      throw new Error(`port ${port} (${name}) is in use by another program; stop it or choose other ports (tempered up --help)`);
+      const own = await localServerOnPort(port);
+      if (own) {
+        throw new PortTakenError(
+          `port ${port} (${name}) is held by Tempered's own local ${own.server} (pid ${own.pid}) started with the state directory ${own.stateDir}, not ${stateDir}. ` +
+            `Use those servers with --state-dir ${own.stateDir} (or TEMPERED_STATE_DIR, or run from that project), or stop them with "tempered down --state-dir ${own.stateDir}"`,
+        );
+      }
+      throw new PortTakenError(`port ${port} (${name}) is in use by another program; stop it or choose other ports (tempered up --help)`);
     }
   }
   const [temporalBin, minioBin] = [await ensureTool(TOOLS.temporal, log), await ensureTool(TOOLS.minio, log)];
@@ -192,9 +190,32 @@ export async function readServers(stateDir = defaultStateDir(), includeStopped =
   }
 }
 
-/** `TEMPERED_STATE_DIR`, else `./.tempered`. */
-export function defaultStateDir(): string {
-  return process.env.TEMPERED_STATE_DIR ?? path.join(process.cwd(), '.tempered');
+/** A port `up` needs is held by another process. */
+export class PortTakenError extends Error {
+  override readonly name = 'PortTakenError';
+}
+
+/**
+ * Which of Tempered's own local servers listens on `port`, from the processes' command lines
+ * (Linux /proc; elsewhere undefined): the dev server names its `--port`/`--ui-port` and database
+ * file, MinIO its `--address`/`--console-address` and data folder, both under a state directory.
+ */
+export async function localServerOnPort(port: number, procDir = '/proc'): Promise<{ server: 'Temporal server' | 'MinIO'; pid: number; stateDir: string } | undefined> {
+  const pids = await readdir(procDir).catch(() => [] as string[]);
+  for (const pid of pids.filter((name) => /^\d+$/.test(name))) {
+    const args = await readFile(path.join(procDir, pid, 'cmdline'), 'utf8').then((t) => t.split('\0'), () => [] as string[]);
+    const value = (flag: string) => args[args.indexOf(flag) + 1];
+    if (args[1] === 'server' && args[2] === 'start-dev' && args.includes('--db-filename')) {
+      if (value('--port') === String(port) || value('--ui-port') === String(port)) {
+        return { server: 'Temporal server', pid: Number(pid), stateDir: path.dirname(value('--db-filename')) };
+      }
+    } else if (args[1] === 'server' && path.basename(args[2] ?? '') === 'minio' && args.includes('--address')) {
+      if (value('--address')?.endsWith(`:${port}`) || value('--console-address')?.endsWith(`:${port}`)) {
+        return { server: 'MinIO', pid: Number(pid), stateDir: path.dirname(args[2]) };
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Removes the state directory: all local runs and artifacts. */

@@ -13,7 +13,8 @@ import {
 import { createActivities } from '../activities';
 import type { ArtifactStore } from '../activities/store';
 import { TASK_QUEUES, taskQueueName, type TaskQueue } from '../pipelines/plan';
-import { connectionOptions, queuePrefixFromEnv, type TemporalSettings } from './config';
+import { connectionOptions, type TemporalSettings } from './config';
+import { queuePrefixFromEnv } from './queue-prefix';
 
 /** Options of the workers one process runs. */
 export interface WorkerOptions {

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isSeq, LineCounter, parseDocument, Parser, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { SpecValidationError, type SpecProblem } from './errors';
 import { checkRules } from './rules';
@@ -27,7 +27,13 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') {
+      const specs = (await readdir(file).catch(() => [] as string[])).filter((name) => /\.ya?ml$/.test(name)).sort();
+      const hint = specs.length > 0 ? `; it holds ${specs.slice(0, 5).map((name) => path.join(file, name)).join(', ')}${specs.length > 5 ? ', …' : ''}` : '';
+      throw new SpecValidationError(file, [{ path: '', message: `cannot read the spec: ${file} is a directory; pass the path of a YAML spec file${hint}` }]);
+    }
+    const reason = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new SpecValidationError(file, [{ path: '', message: `cannot read the spec: ${reason}; pass the path of a YAML spec (see pipelines/examples/)` }]);
   }
   return loadSpecText(text, file);
@@ -40,11 +46,18 @@ export function loadSpecText(text: string, file: string): LoadedSpec {
   const at = (offset: number) => lineCounter.linePos(offset);
 
   if (doc.errors.length > 0) {
+    // The parser reports where it gave up, often lines below the mistake: name where each
+    // unclosed bracket or quote opened as well.
+    const opened = unclosedConstructs(text).map(({ what, offset }) => {
+      const { line, col } = at(offset);
+      return `${what} opened at ${line}:${col} is never closed`;
+    });
     const problems = doc.errors.map((e): SpecProblem => {
       const { line, col } = at(e.pos[0]);
-      return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}`, line, column: col };
+      const hint = opened.length > 0 ? ` (${opened.join('; ')})` : '';
+      return { path: '', message: `YAML syntax: ${e.message.split('\n')[0]}${hint}`, line, column: col };
     });
-    throw new SpecValidationError(file, problems);
+    throw new SpecValidationError(file, dedupe(problems));
   }
 
   let raw: unknown;
@@ -163,4 +176,26 @@ function dedupe(problems: SpecProblem[]): SpecProblem[] {
 
 function sortByPosition(problems: SpecProblem[]): SpecProblem[] {
   return [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
+const CLOSERS: Record<string, string> = { '[': ']', '{': '}' };
+
+/** Flow collections (`[`, `{`) and quoted scalars in `text` that open and never close, from the parser's concrete syntax tree. */
+export function unclosedConstructs(text: string): Array<{ what: string; offset: number }> {
+  const found: Array<{ what: string; offset: number }> = [];
+  const visit = (token: unknown): void => {
+    if (!token || typeof token !== 'object') return;
+    if (Array.isArray(token)) return token.forEach(visit);
+    const t = token as { type?: string; offset?: number; source?: string; start?: { source?: string; offset: number }; end?: Array<{ source?: string }> };
+    if (t.type === 'flow-collection' && t.start?.source && CLOSERS[t.start.source]) {
+      const closer = CLOSERS[t.start.source];
+      if (!(t.end ?? []).some((e) => e.source === closer)) found.push({ what: `the "${t.start.source}"`, offset: t.start.offset });
+    } else if ((t.type === 'double-quoted-scalar' || t.type === 'single-quoted-scalar') && t.source !== undefined && t.offset !== undefined) {
+      const quote = t.source[0];
+      if (t.source.length < 2 || !t.source.endsWith(quote)) found.push({ what: `the ${quote} quote`, offset: t.offset });
+    }
+    for (const value of Object.values(t)) if (value && typeof value === 'object') visit(value);
+  };
+  for (const token of new Parser().parse(text)) visit(token);
+  return found.sort((a, b) => a.offset - b.offset);
 }

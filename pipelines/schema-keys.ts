@@ -19,8 +19,11 @@ function objectsIn(schema: AnySchema): Array<Record<string, AnySchema>> {
     case 'default':
     case 'prefault':
       return objectsIn(def.innerType as AnySchema);
-    case 'pipe':
-      return objectsIn(def.in as AnySchema);
+    case 'pipe': {
+      // A transform's input (z.preprocess puts its function first) has no keys: use its output then.
+      const before = objectsIn(def.in as AnySchema);
+      return before.length > 0 ? before : objectsIn(def.out as AnySchema);
+    }
     case 'union':
       return (def.options as AnySchema[]).flatMap(objectsIn);
     default:
@@ -41,7 +44,7 @@ function childOf(schema: AnySchema, segment: string | number): AnySchema | undef
     case 'prefault':
       return childOf(def.innerType as AnySchema, segment);
     case 'pipe':
-      return childOf(def.in as AnySchema, segment);
+      return childOf(def.in as AnySchema, segment) ?? childOf(def.out as AnySchema, segment);
     default:
       for (const shape of objectsIn(schema)) if (typeof segment === 'string' && shape[segment]) return shape[segment];
       return undefined;

@@ -120,8 +120,10 @@ export const CleanOptionsSchema = z.strictObject({
   exactDedup: z.boolean().default(true),
   /** MinHash/LSH near-duplicate removal; `false` disables it. Default on, threshold 0.8. */
   nearDedup: z.union([z.literal(false), NearDedupSchema]).prefault({}),
-  /** Redaction of sensitive data; `false` disables all of it. Default: everything redacted. */
-  redact: z.union([z.literal(false), RedactSchema]).prefault({}),
+  /** Redaction of sensitive data: `true` (everything), `false` (nothing), or per kind `{ emails, phones, ips, cards }`. Default: everything redacted. */
+  redact: z
+    .preprocess((value) => (value === true ? {} : value), z.union([z.literal(false), RedactSchema], { error: 'expected true (redact everything), false (nothing), or a map of kinds to redact: { emails, phones, ips, cards } each true or false' }))
+    .prefault({}),
 });
 export type CleanOptions = z.infer<typeof CleanOptionsSchema>;
 

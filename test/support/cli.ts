@@ -12,9 +12,9 @@ export interface CliResult {
 }
 
 /** Spawns `tempered <args>` and resolves when it exits. */
-export function tempered(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<CliResult> {
+export function tempered(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000, cwd = ROOT): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnTempered(args, env);
+    const child = spawnTempered(args, env, cwd);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -31,9 +31,9 @@ export function tempered(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs 
 }
 
 /** Starts `tempered <args>` and leaves it running (workers). */
-export function spawnTempered(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+export function spawnTempered(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
