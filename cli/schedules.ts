@@ -56,11 +56,13 @@ export async function createSchedule(
     if (err instanceof ScheduleAlreadyRunning) {
       throw new ScheduleInputError(`a schedule "${scheduleId}" exists already; delete it first ("tempered schedule delete ${scheduleId}") or give another --id`);
     }
-    // The server checks the cron expression; its INVALID_ARGUMENT is the user's input, not an outage.
-    const cause = (err as { cause?: unknown }).cause ?? err;
-    if (isGrpcServiceError(cause) && cause.code === 3) {
+    // The server checks the cron expression; the SDK turns its "Invalid schedule spec"
+    // INVALID_ARGUMENT into a TypeError. Either way it is the user's input, not an outage.
+    const cause = (err as { cause?: unknown }).cause;
+    const refusal = err instanceof TypeError ? err.message : isGrpcServiceError(cause) && cause.code === 3 ? cause.details : undefined;
+    if (refusal !== undefined) {
       const what = cron !== undefined ? `cron expression ${JSON.stringify(cron)}` : 'schedule';
-      throw new ScheduleInputError(`the server refused the ${what}: ${cause.details || cause.message}. Use five fields "minute hour day-of-month month day-of-week" in UTC, e.g. "0 3 * * *" (03:00 daily), or --every 6h`);
+      throw new ScheduleInputError(`the server refused the ${what}: ${refusal}. Use five fields "minute hour day-of-month month day-of-week" in UTC, e.g. "0 3 * * *" (03:00 daily), or --every 6h`);
     }
     throw err;
   }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 // Runs the real `tempered` command (from source, through tsx) as a user would.
 
@@ -32,7 +33,9 @@ export function tempered(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs 
 
 /** Starts `tempered <args>` and leaves it running (workers). */
 export function spawnTempered(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli/main.ts'), ...args], {
+  // tsx by its own path: a `cwd` outside the repository cannot resolve the package name.
+  const tsx = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  return spawn(process.execPath, ['--import', tsx, path.join(ROOT, 'cli/main.ts'), ...args], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
