@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decodeReservoir, encodeReservoir, updateReservoir } from '../activities/continual/reservoir';
-import type { Watermark } from '../activities/continual/state';
+import type { Watermark } from '../activities/data/watermark';
 import { collectRecords, type CollectResult } from '../activities/data/collect';
 import { shortSha256 } from '../activities/data/hash';
 import { createRandom, type Random } from '../activities/data/random';

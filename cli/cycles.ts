@@ -1,5 +1,5 @@
-import type { ContinualState, CycleRecord, Watermark } from '../activities/continual/state';
-import { decodeWatermark } from '../activities/data/watermark';
+import type { ContinualState, CycleRecord } from '../activities/continual/state';
+import { decodeWatermark, type Watermark } from '../activities/data/watermark';
 import type { ArtifactStore } from '../activities/store';
 import { formatBytes } from './format';
 import { formatCount, formatPercent, formatPoints } from './report/format-values';

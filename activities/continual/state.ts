@@ -1,5 +1,5 @@
 import type { ArtifactRef } from '../../workflows/types';
-import { decodeWatermark } from '../data/watermark';
+import { decodeWatermark, type Watermark } from '../data/watermark';
 import type { ArtifactStore } from '../store';
 
 // The state of a continual pipeline, kept in the store beside its runs as an append-only log:
@@ -13,22 +13,6 @@ import type { ArtifactStore } from '../store';
 //                                          nothing). Objects are never rewritten: every earlier state
 //                                          stays readable.
 // The current state is the highest n. Incremental collect and replay read it at a cycle's start.
-
-/**
- * Where a source stood when a cycle read it. Kept as a gzip JSON artifact: it grows with the
- * listing (`files`) or with every id seen (`ids`).
- */
-export interface Watermark {
-  by: 'mtime' | 'lastModified' | 'id';
-  /** mtime / lastModified: the newest modification time in `files`, ms since the epoch; shown, not compared. Absent when no file was listed. */
-  at?: number;
-  /** mtime / lastModified: every file the cycle listed, by name, with its modification time in ms; a file is new when missing or its time differs. */
-  files?: Record<string, number>;
-  /** Only in watermarks written before `files` existed, which kept a high-water mark: names whose time equals `at`. Read (as that mark), never written. */
-  namesAtMark?: string[];
-  /** id: every record id seen so far, sorted. */
-  ids?: string[];
-}
 
 /** The bounded replay reservoir: a uniform sample of every completed cycle's train split. */
 export interface ReservoirState {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CollectOptions, Source } from '../../pipelines/stage-types';
 import { compileUserRegex, matchUserRegex, UserRegexError, type UserRegex } from '../../pipelines/user-regex';
-import type { Watermark } from '../continual/state';
+import type { Watermark } from './watermark';
 import { parseCsv } from './csv';
 import { decodeText } from './decode';
 import {

@@ -1,6 +1,5 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
-import type { Watermark } from '../continual/state';
 
 // Where incremental collect stood after a completed cycle. A time watermark maps every file the
 // cycle listed to its modification time, and a file is new when its name is missing or its time
@@ -10,6 +9,22 @@ import type { Watermark } from '../continual/state';
 // with a future time (clock skew). Every cycle lists every file anyway, so remembering each one
 // costs only the watermark's size, which grows with the listing. Times are integer ms so that the
 // JSON round trip through the store is exact.
+
+/**
+ * Where a source stood when a cycle read it. Kept as a gzip JSON artifact: it grows with the
+ * listing (`files`) or with every id seen (`ids`).
+ */
+export interface Watermark {
+  by: 'mtime' | 'lastModified' | 'id';
+  /** mtime / lastModified: the newest modification time in `files`, ms since the epoch; shown, not compared. Absent when no file was listed. */
+  at?: number;
+  /** mtime / lastModified: every file the cycle listed, by name, with its modification time in ms; a file is new when missing or its time differs. */
+  files?: Record<string, number>;
+  /** Only in watermarks written before `files` existed, which kept a high-water mark: names whose time equals `at`. Read (as that mark), never written. */
+  namesAtMark?: string[];
+  /** id: every record id seen so far, sorted. */
+  ids?: string[];
+}
 
 /** A file as listed by a source this cycle, with its modification time in integer ms. */
 export interface TimedFile {

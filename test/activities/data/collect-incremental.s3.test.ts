@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import type { Watermark } from '../../../activities/continual/state';
+import type { Watermark } from '../../../activities/data/watermark';
 import { collectRecords, type CollectResult } from '../../../activities/data/collect';
 import { createS3SourceReader, type S3SourceReader } from '../../../activities/data/s3-source';
 import { decodeWatermark, encodeWatermark } from '../../../activities/data/watermark';

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Watermark } from '../../../activities/continual/state';
+import type { Watermark } from '../../../activities/data/watermark';
 import { collectRecords, type CollectResult } from '../../../activities/data/collect';
 import { EmptySourceError, InvalidOptionError, InvalidUtf8Error } from '../../../activities/data/errors';
 import type { S3SourceObject, S3SourceReader } from '../../../activities/data/s3-source';

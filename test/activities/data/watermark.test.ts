@@ -1,5 +1,5 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { Watermark } from '../../../activities/continual/state';
+import type { Watermark } from '../../../activities/data/watermark';
 import {
   advanceIdWatermark,
   advanceTimeWatermark,
