@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from './duration';
+import { LORA_DEFAULTS, MODEL_DEFAULTS, OPTIMIZER_DEFAULTS, TRAINING_DEFAULTS } from './trainer-defaults';
 import { UserRegexSchema } from './user-regex';
 
 // Options of each stage type. Types are inferred from these schemas; nothing else defines them.
@@ -181,49 +182,49 @@ export { duration };
 /** Shape of a decoder-only transformer (used when a finetune stage does not start `from` another). */
 export const ModelShapeSchema = z.strictObject({
   /** Transformer blocks. Default 2. */
-  layers: z.number().int().min(1).max(48).default(2),
+  layers: z.number().int().min(1).max(48).default(MODEL_DEFAULTS.layers),
   /** Width of the residual stream; divisible by `heads`. Default 128. */
-  dModel: z.number().int().min(8).max(4096).default(128),
+  dModel: z.number().int().min(8).max(4096).default(MODEL_DEFAULTS.dModel),
   /** Attention heads. Default 4. */
-  heads: z.number().int().min(1).max(64).default(4),
+  heads: z.number().int().min(1).max(64).default(MODEL_DEFAULTS.heads),
   /** Context length in tokens; longer examples are truncated. Default 128. */
-  context: z.number().int().min(8).max(4096).default(128),
+  context: z.number().int().min(8).max(4096).default(MODEL_DEFAULTS.context),
   /** MLP hidden width as a multiple of dModel. Default 4. */
-  mlpRatio: z.number().int().min(1).max(8).default(4),
+  mlpRatio: z.number().int().min(1).max(8).default(MODEL_DEFAULTS.mlpRatio),
   /** Dropout probability in training. Default 0. */
-  dropout: z.number().min(0).max(0.9).default(0),
+  dropout: z.number().min(0).max(0.9).default(MODEL_DEFAULTS.dropout),
 });
 export type ModelShape = z.infer<typeof ModelShapeSchema>;
 
 export const LoraSchema = z.strictObject({
   /** Rank of the adapter matrices. Default 8. */
-  rank: z.number().int().min(1).max(256).default(8),
+  rank: z.number().int().min(1).max(256).default(LORA_DEFAULTS.rank),
   /** Scaling numerator: updates are scaled by alpha / rank. Default 16. */
-  alpha: z.number().positive().default(16),
+  alpha: z.number().positive().default(LORA_DEFAULTS.alpha),
   /** Dropout on the adapter input. Default 0. */
-  dropout: z.number().min(0).max(0.9).default(0),
+  dropout: z.number().min(0).max(0.9).default(LORA_DEFAULTS.dropout),
   /** Projections that get adapters. Default query and value. */
-  targets: z.array(z.enum(['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'])).min(1).default(['query', 'value']),
+  targets: z.array(z.enum(['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'])).min(1).default(() => [...LORA_DEFAULTS.targets]),
 });
 export type LoraOptions = z.infer<typeof LoraSchema>;
 
 export const OptimizerSchema = z.strictObject({
   /** Peak learning rate. Default 3e-4. */
-  lr: z.number().positive().max(1).default(3e-4),
+  lr: z.number().positive().max(1).default(OPTIMIZER_DEFAULTS.lr),
   /** Decoupled (AdamW) weight decay on 2-D weights. Default 0.01. */
-  weightDecay: z.number().min(0).max(1).default(0.01),
+  weightDecay: z.number().min(0).max(1).default(OPTIMIZER_DEFAULTS.weightDecay),
   /** Adam beta1. Default 0.9. */
-  beta1: z.number().min(0).lt(1).default(0.9),
+  beta1: z.number().min(0).lt(1).default(OPTIMIZER_DEFAULTS.beta1),
   /** Adam beta2. Default 0.95. */
-  beta2: z.number().min(0).lt(1).default(0.95),
+  beta2: z.number().min(0).lt(1).default(OPTIMIZER_DEFAULTS.beta2),
   /** Adam epsilon. Default 1e-8. */
-  eps: z.number().positive().default(1e-8),
+  eps: z.number().positive().default(OPTIMIZER_DEFAULTS.eps),
   /** Global-norm gradient clipping; 0 disables. Default 1. */
-  clipNorm: z.number().min(0).default(1),
+  clipNorm: z.number().min(0).default(OPTIMIZER_DEFAULTS.clipNorm),
   /** Linear warmup steps, then cosine decay; 0 to 10^8. Default 10% of steps. */
   warmupSteps: count(0, MAX_STEPS).optional(),
   /** The learning rate decays to this fraction of `lr`. Default 0.1. */
-  minLrRatio: z.number().min(0).max(1).default(0.1),
+  minLrRatio: z.number().min(0).max(1).default(OPTIMIZER_DEFAULTS.minLrRatio),
 });
 export type OptimizerOptions = z.infer<typeof OptimizerSchema>;
 
@@ -247,26 +248,26 @@ export const FinetuneOptionsSchema = z.strictObject({
   /** Train low-rank adapters only; base weights stay frozen. Default off. */
   lora: LoraSchema.optional(),
   /** Optimizer steps in all, 1 to 10^8. Default 200. */
-  steps: count(1, MAX_STEPS).default(200),
+  steps: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.steps),
   /** Examples per micro-batch. Default 16. */
-  batchSize: z.number().int().min(1).max(4096).default(16),
+  batchSize: z.number().int().min(1).max(4096).default(TRAINING_DEFAULTS.batchSize),
   /** Micro-batches per optimizer step. Default 1. */
-  gradientAccumulation: z.number().int().min(1).max(1024).default(1),
+  gradientAccumulation: z.number().int().min(1).max(1024).default(TRAINING_DEFAULTS.gradientAccumulation),
   optimizer: OptimizerSchema.prefault({}),
   /** Validate every this many steps on `validationBatches` batches; 1 to 10^8. Default 50. */
-  validateEvery: count(1, MAX_STEPS).default(50),
+  validateEvery: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.validateEvery),
   /** Batches per validation, 1 to 100000. Default 8. */
-  validationBatches: count(1, 100_000).default(8),
+  validationBatches: count(1, 100_000).default(TRAINING_DEFAULTS.validationBatches),
   /** Stop when the metric has not improved for `patience` validations; the best checkpoint is kept. Default off. */
   earlyStopping: z
     .strictObject({
       metric: z.enum(['valLoss', 'valAccuracy', 'valF1']).default('valLoss'),
       /** Validations without improvement before stopping, 1 to 10000. Default 3. */
-      patience: count(1, 10_000).default(3),
+      patience: count(1, 10_000).default(TRAINING_DEFAULTS.patience),
     })
     .optional(),
   /** Save a resumable checkpoint every this many steps, 1 to 10^8. Default 50. */
-  checkpointEvery: count(1, MAX_STEPS).default(50),
+  checkpointEvery: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.checkpointEvery),
   /** Compute backend: `auto` prefers tfjs-node-gpu, then tfjs-node, wasm, cpu. Default `auto`. */
   backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
   /** Use at most this many training examples (seeded sample), 1 to 10^9. Default all. */
@@ -322,16 +323,16 @@ export const DistillOptionsSchema = z.strictObject({
   /** Weight of the soft (KL) term; 1 − alpha weights the hard-label cross-entropy. Default 0.5. */
   alpha: z.number().min(0).max(1).default(0.5),
   /** Optimizer steps in all, 1 to 10^8. Default 200. */
-  steps: count(1, MAX_STEPS).default(200),
+  steps: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.steps),
   /** Examples per batch, 1 to 4096. Default 16. */
-  batchSize: z.number().int().min(1).max(4096).default(16),
+  batchSize: z.number().int().min(1).max(4096).default(TRAINING_DEFAULTS.batchSize),
   optimizer: OptimizerSchema.prefault({ lr: 1e-3 }),
   /** Validate every this many steps, 1 to 10^8. Default 50. */
-  validateEvery: count(1, MAX_STEPS).default(50),
+  validateEvery: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.validateEvery),
   /** Batches per validation, 1 to 100000. Default 8. */
-  validationBatches: count(1, 100_000).default(8),
+  validationBatches: count(1, 100_000).default(TRAINING_DEFAULTS.validationBatches),
   /** Save a resumable checkpoint every this many steps, 1 to 10^8. Default 50. */
-  checkpointEvery: count(1, MAX_STEPS).default(50),
+  checkpointEvery: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.checkpointEvery),
   backend: z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
   /** Train on at most this many examples (seeded sample), 1 to 10^9. Default all. */
   maxExamples: count(1, MAX_RECORDS).optional(),

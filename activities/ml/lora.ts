@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMul2d } from './matmul';
+import { LORA_DEFAULTS } from '../../pipelines/trainer-defaults';
 
 // LoRA (Hu et al., 2021): a frozen projection W [in, out] gains a trainable low-rank update,
 //   y = x W + b + (alpha / rank) · dropout(x) A B,    A [in, rank] random, B [rank, out] zeros,
@@ -21,7 +22,7 @@ export interface LoraOptions {
   targets: LoraTarget[];
 }
 
-export const DEFAULT_LORA: LoraOptions = { rank: 8, alpha: 16, dropout: 0, targets: ['query', 'value'] };
+export const DEFAULT_LORA: LoraOptions = { ...LORA_DEFAULTS, targets: [...LORA_DEFAULTS.targets] };
 
 /** Fills in defaults and checks the options; throws with every problem listed. */
 export function resolveLoraOptions(options: Partial<LoraOptions>): LoraOptions {

@@ -3,6 +3,7 @@ import { InvalidModelConfigError, WeightsMismatchError } from './errors';
 import { LoraAdapter, resolveLoraOptions, type LoraOptions, type LoraTarget } from './lora';
 import { batchMatMul, matMul2d, matMulTransposeB, sumRows } from './matmul';
 import { deriveSeed, Rng } from './rng';
+import { MODEL_DEFAULTS } from '../../pipelines/trainer-defaults';
 
 // A GPT-2-style decoder-only transformer in the shape of nanoGPT's model.py: token + learned
 // position embeddings, pre-LN blocks (causal multi-head self-attention, GELU MLP), a final
@@ -49,7 +50,7 @@ export type ResolvedModelConfig = Required<Omit<ModelConfig, 'numClasses'>> & { 
 
 /** Fills in defaults and validates; throws InvalidModelConfigError listing every problem. */
 export function resolveModelConfig(config: ModelConfig): ResolvedModelConfig {
-  const c: ResolvedModelConfig = { mlpRatio: 4, dropout: 0, padId: 0, ...config };
+  const c: ResolvedModelConfig = { mlpRatio: MODEL_DEFAULTS.mlpRatio, dropout: MODEL_DEFAULTS.dropout, padId: MODEL_DEFAULTS.padId, ...config };
   const problems: string[] = [];
   const positiveInt = (key: keyof ResolvedModelConfig) => {
     const v = c[key];

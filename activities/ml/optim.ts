@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ADAMW, hasTrainingKernel, type AdamWAttrs } from './kernels';
+import { OPTIMIZER_DEFAULTS } from '../../pipelines/trainer-defaults';
 
 // AdamW, the learning-rate schedule and global-norm clipping, none of which tfjs provides.
 
@@ -49,10 +50,10 @@ export class AdamW {
     options: AdamWOptions = {},
   ) {
     if (names.length !== variables.length) throw new Error(`AdamW: ${variables.length} variables but ${names.length} names`);
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.95;
-    this.eps = options.eps ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0.01;
+    this.beta1 = options.beta1 ?? OPTIMIZER_DEFAULTS.beta1;
+    this.beta2 = options.beta2 ?? OPTIMIZER_DEFAULTS.beta2;
+    this.eps = options.eps ?? OPTIMIZER_DEFAULTS.eps;
+    this.weightDecay = options.weightDecay ?? OPTIMIZER_DEFAULTS.weightDecay;
     this.m = variables.map((w) => tf.tidy(() => tf.variable(tf.zerosLike(w), false)));
     this.v = variables.map((w) => tf.tidy(() => tf.variable(tf.zerosLike(w), false)));
   }

@@ -14,6 +14,7 @@ import { crossEntropy } from './losses';
 import type { Gpt, NamedWeights, Objective } from './model';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optim';
 import { deriveSeed } from './rng';
+import { defaultWarmupSteps, OPTIMIZER_DEFAULTS, TRAINING_DEFAULTS } from '../../pipelines/trainer-defaults';
 
 // The training loop, linear as nanoGPT's train.py: set the learning rate, accumulate gradients
 // over micro-batches, clip, step, log, evaluate (early stopping, best weights), checkpoint,
@@ -128,30 +129,25 @@ type Resolved = Required<Omit<TrainOptions, 'resumeFrom' | 'earlyStopping' | 'op
 
 function resolveOptions(opts: TrainOptions): Resolved {
   const steps = opts.steps;
+  const { warmupFraction: _, ...optimizerDefaults } = OPTIMIZER_DEFAULTS;
   const optimizer: Required<OptimizerOptions> = {
-    lr: 3e-4,
-    weightDecay: 0.01,
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-8,
-    clipNorm: 1,
-    warmupSteps: Math.floor(steps / 10),
-    minLrRatio: 0.1,
+    ...optimizerDefaults,
+    warmupSteps: defaultWarmupSteps(steps),
     ...stripUndefined(opts.optimizer ?? {}),
   };
   const r: Resolved = {
     model: opts.model,
     objective: opts.objective,
     steps,
-    batchSize: opts.batchSize ?? 16,
-    gradientAccumulation: opts.gradientAccumulation ?? 1,
+    batchSize: opts.batchSize ?? TRAINING_DEFAULTS.batchSize,
+    gradientAccumulation: opts.gradientAccumulation ?? TRAINING_DEFAULTS.gradientAccumulation,
     optimizer,
-    evalEvery: opts.evalEvery ?? 50,
-    evalBatches: opts.evalBatches ?? 8,
+    evalEvery: opts.evalEvery ?? TRAINING_DEFAULTS.validateEvery,
+    evalBatches: opts.evalBatches ?? TRAINING_DEFAULTS.validationBatches,
     earlyStopping: opts.earlyStopping,
     selectionMetric: opts.earlyStopping?.metric ?? opts.selectionMetric ?? 'valLoss',
-    checkpointEvery: opts.checkpointEvery ?? 50,
-    seed: opts.seed ?? 0,
+    checkpointEvery: opts.checkpointEvery ?? TRAINING_DEFAULTS.checkpointEvery,
+    seed: opts.seed ?? TRAINING_DEFAULTS.seed,
     resumeFrom: opts.resumeFrom,
   };
   const problems: string[] = [];
