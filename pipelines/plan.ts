@@ -9,9 +9,9 @@ import { COMMON_STAGE_KEYS, type StageType } from './schema';
  */
 export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   collect: 1,
-  clean: 2, // 2: binary records dropped, control characters stripped
+  clean: 3, // 2: binary records dropped, control characters stripped; 3: mail decoded with postal-mime (MIME parts, transfer encodings, charsets), entities with `entities`
   augment: 1,
-  split: 1,
+  split: 2, // 2: groupBy; a group is stratified by its majority label
   noop: 1,
   tokenizer: 1,
   finetune: 2, // 2: the loss history is the `curves` artifact, no longer in metrics

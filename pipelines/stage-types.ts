@@ -109,7 +109,7 @@ export const CleanOptionsSchema = z.strictObject({
   normalize: z.enum(['NFC', 'NFKC', 'none']).default('NFKC'),
   /** Collapse runs of spaces/tabs and of 3+ newlines; trim. Default true. */
   collapseWhitespace: z.boolean().default(true),
-  /** Drop RFC 822 headers (everything before the first blank line) of mail messages. Default false. */
+  /** Mail (a record opening with an RFC 822 header block) becomes its body's text: headers dropped, MIME parsed (multipart, quoted-printable/base64, charsets), the text/plain part else the HTML one, attachments dropped. Default false. */
   stripMailHeaders: z.boolean().default(false),
   /** Remove HTML tags, scripts and styles; decode entities. Default false. */
   stripHtml: z.boolean().default(false),
@@ -164,6 +164,14 @@ export const SplitOptionsSchema = z.strictObject({
   stratify: z.boolean().default(true),
   /** Near-duplicate groups (MinHash) go to one side whole, so nothing leaks between splits. Default threshold 0.8; `false` disables. */
   groupNearDuplicates: z.union([z.literal(false), NearDedupSchema]).prefault({}),
+  /**
+   * Records with the same value of this field go to one split together (merged with near-duplicate
+   * groups), so evaluation never sees part of a document trained on. `source`: the file or S3
+   * object a record was read from — with collect `segment: paragraph` or `line`, the segments of one
+   * document; `label` or `id`: those record fields; any other name, or `meta.<key>`: that key of the
+   * record's `meta`. A record without the field fails the stage. Default: none.
+   */
+  groupBy: z.string().min(1).optional(),
 });
 export type SplitOptions = z.infer<typeof SplitOptionsSchema>;
 

@@ -1,7 +1,7 @@
 import type { CleanOptions } from '../../pipelines/stage-types';
 import { sha256Hex } from './hash';
 import { stripHtml } from './html';
-import { stripMailHeaders } from './mail-headers';
+import { decodeMail } from './mail';
 import { NoRecordsLeftError } from './errors';
 import { findNearDuplicates, Pacer, validateNearDedup, type ProgressListener } from './minhash';
 import type { DataRecord } from './record';
@@ -19,8 +19,25 @@ export type CleanMetrics = {
   redacted: RedactionCounts;
   /** Records whose text Unicode normalization changed. */
   normalized: number;
-  /** Records that started with a mail header block, now dropped. */
+  /** Records that started with a mail header block, now dropped (each mail: its body is decoded, see `mime`). */
   strippedHeaders: number;
+  /** What decoding those mails did. */
+  mime: {
+    /** Mails postal-mime parsed: MIME parts, transfer encodings and charsets decoded. The rest (strippedHeaders − parsed) lost their top header block only: postal-mime refused them, or found no part in them. */
+    parsed: number;
+    /** Mails without a text/plain part, whose text is their HTML version. */
+    htmlOnly: number;
+    /** Attachments left out (parts, not mails). */
+    droppedAttachments: number;
+    /** Mails turned back into their Windows-1252 bytes for their declared non-UTF-8 charsets (activities/data/mail.ts, mailBytes). */
+    legacyCharset: number;
+    /** Mails whose text parts declare no charset and are not UTF-8, read as Windows-1252. */
+    undeclaredCharset: number;
+    /** Mails with quoted-printable text in parts labelled 7bit or 8bit (or not labelled), decoded as such. */
+    relabelledQuotedPrintable: number;
+    /** Mails whose body held a multipart its header did not announce (the header missing, or naming a boundary the body does not use), decoded too. */
+    repairedMultipart: number;
+  };
   /** Records whose text HTML stripping changed. */
   strippedHtml: number;
   /** Records whose text whitespace collapsing changed. */
@@ -89,8 +106,11 @@ function codePointLength(text: string): number {
 }
 
 /**
- * Cleans records in order: drop binary records and strip control characters → normalize → strip mail headers → strip HTML → collapse whitespace →
- * redact → length filters → exact dedup → near dedup. Dedup runs on cleaned text and keeps the first
+ * Cleans records in order: drop binary records → decode mail (headers, MIME parts, transfer
+ * encodings, charsets, attachments; then drop the body if it is binary) → strip control characters →
+ * normalize → strip HTML → collapse whitespace → redact → length filters → exact dedup → near dedup.
+ * Mail comes before control stripping and normalization because its charsets apply to the bytes the
+ * text was read from (see mailBytes), which both would alter. Dedup runs on cleaned text and keeps the first
  * record of each duplicate group (input order), so the result depends only on the input and options.
  * Throws NoRecordsLeftError when no record is left: an empty dataset would only fail later, less clearly.
  * Gives the event loop a turn every few tens of milliseconds, so the stage's heartbeats keep going.
@@ -109,6 +129,7 @@ export async function cleanRecords(
     redacted: { emails: 0, phones: 0, ips: 0, cards: 0 },
     normalized: 0,
     strippedHeaders: 0,
+    mime: { parsed: 0, htmlOnly: 0, droppedAttachments: 0, legacyCharset: 0, undeclaredCharset: 0, relabelledQuotedPrintable: 0, repairedMultipart: 0 },
     strippedHtml: 0,
     collapsedWhitespace: 0,
     nearDuplicateCandidatePairs: 0,
@@ -127,6 +148,25 @@ export async function cleanRecords(
       metrics.removed.binary++;
       continue;
     }
+    if (options.stripMailHeaders) {
+      const mail = await decodeMail(text);
+      if (mail !== undefined) {
+        metrics.strippedHeaders++;
+        if (mail.parsed) metrics.mime.parsed++;
+        if (mail.fromHtml) metrics.mime.htmlOnly++;
+        if (mail.legacyBytes) metrics.mime.legacyCharset++;
+        if (mail.undeclaredAsWindows1252) metrics.mime.undeclaredCharset++;
+        if (mail.relabelledQuotedPrintable) metrics.mime.relabelledQuotedPrintable++;
+        if (mail.repairedMultipart) metrics.mime.repairedMultipart++;
+        metrics.mime.droppedAttachments += mail.attachments;
+        // A text part can hold binary too (a base64 image labelled text/plain).
+        if (isBinaryText(mail.text)) {
+          metrics.removed.binary++;
+          continue;
+        }
+        text = mail.text;
+      }
+    }
     const withoutControls = stripControlCharacters(text);
     if (withoutControls !== text) metrics.strippedControl++;
     text = withoutControls;
@@ -134,13 +174,6 @@ export async function cleanRecords(
       const normalized = text.normalize(options.normalize);
       if (normalized !== text) metrics.normalized++;
       text = normalized;
-    }
-    if (options.stripMailHeaders) {
-      const body = stripMailHeaders(text);
-      if (body !== undefined) {
-        metrics.strippedHeaders++;
-        text = body;
-      }
     }
     if (options.stripHtml) {
       const stripped = stripHtml(text);

@@ -1,5 +1,7 @@
 // HTML to text for mail bodies and scraped pages: drop markup, keep the words and a hint of layout.
 
+import { decodeHTML, DecodingMode } from 'entities';
+
 const COMMENT = /<!--[\s\S]*?(?:-->|$)/g;
 /** Elements whose content is code or styling, not text. */
 const INVISIBLE = /<(script|style|head|noscript|template)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi;
@@ -15,27 +17,14 @@ const BLOCK = new Set([
 /** Cell boundaries separate words, inline tags (b, i, span, a, font) do not. */
 const CELL = new Set(['td', 'th']);
 
-const NAMED_ENTITIES: Record<string, string> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', copy: '©', reg: '®', trade: '™',
-  hellip: '…', mdash: '—', ndash: '–', lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', laquo: '«',
-  raquo: '»', bull: '•', middot: '·', euro: '€', pound: '£', yen: '¥', cent: '¢', sect: '§', para: '¶',
-  deg: '°', plusmn: '±', times: '×', divide: '÷', frac12: '½', frac14: '¼', frac34: '¾', iexcl: '¡',
-  iquest: '¿', shy: '\u00ad', acute: '´', uml: '¨', szlig: 'ß', agrave: 'à', aacute: 'á', acirc: 'â',
-  auml: 'ä', aring: 'å', ccedil: 'ç', egrave: 'è', eacute: 'é', ecirc: 'ê', euml: 'ë', igrave: 'ì',
-  iacute: 'í', icirc: 'î', iuml: 'ï', ntilde: 'ñ', ograve: 'ò', oacute: 'ó', ocirc: 'ô', ouml: 'ö',
-  oslash: 'ø', ugrave: 'ù', uacute: 'ú', ucirc: 'û', uuml: 'ü', Auml: 'Ä', Ouml: 'Ö', Uuml: 'Ü',
-  Eacute: 'É', Ntilde: 'Ñ',
-};
-const ENTITY = /&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|([a-zA-Z][a-zA-Z0-9]{1,31}));/g;
-
-/** Replaces named (common ones) and numeric character references; unknown names stay as written. */
+/**
+ * Decodes character references as HTML does (`entities`: the full HTML5 table, numeric references
+ * with the spec's Windows-1252 remapping, invalid code points → U+FFFD), but only those ending in
+ * `;`: text that is not HTML (URLs, `AT&T`, `?a=1&region=us`) keeps its ampersands; unknown
+ * names stay as written.
+ */
 export function decodeEntities(text: string): string {
-  return text.replace(ENTITY, (whole, decimal: string | undefined, hex: string | undefined, name: string | undefined) => {
-    if (name !== undefined) return NAMED_ENTITIES[name] ?? whole;
-    const code = decimal !== undefined ? Number(decimal) : parseInt(hex!, 16);
-    const valid = code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff);
-    return valid ? String.fromCodePoint(code) : '\ufffd';
-  });
+  return text.includes('&') ? decodeHTML(text, DecodingMode.Strict) : text;
 }
 
 /** Text of an HTML fragment or document: comments, scripts, styles and tags removed, entities decoded. */

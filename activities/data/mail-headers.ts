@@ -23,9 +23,18 @@ const MAIL_FIELDS = new Set([
   'sender',
 ]);
 
-/** The body of `text` if it starts with a mail header block (headers dropped), else undefined. */
-export function stripMailHeaders(text: string): string | undefined {
+/** Where a mail's header block lies in a text: offsets, so callers slice only what they need. */
+export interface MailHeaderBlock {
+  /** First header field: 0, or after an mbox `From ` line. */
+  start: number;
+  /** First character of the body, after the blank line (the text's length when there is no body). */
+  bodyStart: number;
+}
+
+/** The header block `text` starts with, if it starts with one holding a well-known mail field; else undefined. */
+export function findMailHeaders(text: string): MailHeaderBlock | undefined {
   let position = 0;
+  let start = 0;
   let first = true;
   let sawMailField = false;
   while (position < text.length) {
@@ -33,10 +42,11 @@ export function stripMailHeaders(text: string): string | undefined {
     if (end === -1) end = text.length;
     const line = text.slice(position, end).replace(/\r$/, '');
     if (line.trim() === '') {
-      return first || !sawMailField ? undefined : text.slice(end + 1);
+      return first || !sawMailField ? undefined : { start, bodyStart: Math.min(end + 1, text.length) };
     }
     if (first && MBOX_FROM_LINE.test(line)) {
       // mbox separator, not a field
+      start = Math.min(end + 1, text.length);
     } else if (!first && CONTINUATION.test(line)) {
       // folded continuation of the previous field
     } else {
@@ -49,5 +59,15 @@ export function stripMailHeaders(text: string): string | undefined {
     position = end + 1;
   }
   // Headers and no body at all.
-  return sawMailField ? '' : undefined;
+  return sawMailField ? { start, bodyStart: text.length } : undefined;
+}
+
+/**
+ * The body of `text` if it starts with a mail header block (headers dropped), else undefined. Only
+ * the top block goes: MIME parts keep their headers and transfer encodings (clean decodes mail
+ * with `decodeMail` instead; this stays for comparison and for callers that want the raw body).
+ */
+export function stripMailHeaders(text: string): string | undefined {
+  const block = findMailHeaders(text);
+  return block === undefined ? undefined : text.slice(block.bodyStart);
 }

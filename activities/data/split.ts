@@ -1,6 +1,6 @@
 import type { SplitOptions } from '../../pipelines/stage-types';
 import { allocateStrata } from './allocation';
-import { InvalidRatiosError } from './errors';
+import { InvalidOptionError, InvalidRatiosError } from './errors';
 import { findNearDuplicates, Pacer, validateNearDedup, type ProgressListener } from './minhash';
 import { createRandom, seedFrom, shuffleInPlace } from './random';
 import type { DataRecord } from './record';
@@ -18,20 +18,22 @@ export type SplitMetrics = {
   labels: Record<SplitName, Record<string, number>>;
   /** Whether label proportions were kept equal across splits. */
   stratified: boolean;
-  /** Near-duplicate groups with 2+ records, each kept within one split. */
+  /** Groups with 2+ records — near-duplicate clusters and `groupBy` groups, merged where they share a record — each kept within one split. */
   groups: number;
   /** Records in those groups. */
   groupedRecords: number;
   largestGroup: number;
   /** Records placed beyond a split's exact target because a group could not be divided (0 without groups). */
   movedToKeepGroupsWhole: number;
+  /** Only with `groupBy`: the field, and how many distinct values it has. */
+  groupBy?: { field: string; values: number };
 };
 
 /** What splitRecords needs besides its options. */
 export interface SplitContext {
   /** Run seed; the same seed and records give the same splits. */
   seed: number;
-  /** Called as the work advances (near-dedup's phases, then `grouping`, `assigning`, `distributing`); default none. */
+  /** Called as the work advances (near-dedup's phases, `grouping by field` with groupBy, then `grouping`, `assigning`, `distributing`); default none. */
   onProgress?: ProgressListener;
 }
 
@@ -51,7 +53,9 @@ const UNLABELED = '\uffff(unlabeled)';
  * per label when stratifying (each label's counts within 1 of its exact share, totals still exact).
  * With `groupNearDuplicates`, MinHash near-duplicate clusters are placed whole — larger groups first,
  * each into the split furthest below its target — so no near-duplicate pair straddles two splits;
- * the price is counts off by at most the size of the groups involved (`movedToKeepGroupsWhole`).
+ * with `groupBy`, so are records sharing that field's value (merged with the clusters where they
+ * share a record); the price is counts off by at most the size of the groups involved
+ * (`movedToKeepGroupsWhole`). When stratifying, a group counts under its majority label.
  * Seeded: the same seed and records give the same splits. Each split keeps input order.
  * Gives the event loop a turn every few tens of milliseconds, so the stage's heartbeats keep going.
  */
@@ -63,9 +67,11 @@ export async function splitRecords(
   const ratios = SPLIT_NAMES.map((name) => options.ratios[name]);
   if (Math.abs(ratios[0] + ratios[1] + ratios[2] - 1) > RATIO_TOLERANCE) throw new InvalidRatiosError(options.ratios);
   if (options.groupNearDuplicates !== false) validateNearDedup(options.groupNearDuplicates, 'groupNearDuplicates');
+  // Before the MinHash work: a field the records lack should fail at once.
+  const keys = options.groupBy === undefined ? undefined : groupKeys(records, options.groupBy);
 
   const pacer = new Pacer(ctx.onProgress);
-  const groups = await groupRecords(records, options, pacer);
+  const groups = await groupRecords(records, options, keys, pacer);
   const stratified = options.stratify && records.some((r) => r.label !== undefined);
   const strata = stratify(groups, records, stratified);
   const targets = allocateStrata(
@@ -124,24 +130,94 @@ export async function splitRecords(
       groupedRecords: multi.reduce((sum, g) => sum + g.length, 0),
       largestGroup: groups.reduce((max, g) => Math.max(max, g.length), 0),
       movedToKeepGroupsWhole: moved,
+      ...(options.groupBy !== undefined && keys ? { groupBy: { field: options.groupBy, values: new Set(keys).size } } : {}),
     },
   };
 }
 
-/** Record indices grouped by near-duplicate cluster (or one group per record), ordered by first index. */
-async function groupRecords(records: readonly DataRecord[], options: SplitOptions, pacer: Pacer): Promise<number[][]> {
-  if (options.groupNearDuplicates === false) return records.map((_, i) => [i]);
-  const { representative } = await findNearDuplicates(
-    records.map((r) => r.text),
-    options.groupNearDuplicates,
-    'groupNearDuplicates',
-    pacer,
+/** Where `groupBy` reads from: a top-level record field, or a key of `meta`. */
+function groupField(groupBy: string): { where: 'record' | 'meta'; name: string } {
+  if (groupBy === 'id' || groupBy === 'label') return { where: 'record', name: groupBy };
+  return { where: 'meta', name: groupBy.startsWith('meta.') ? groupBy.slice('meta.'.length) : groupBy };
+}
+
+/**
+ * Each record's `groupBy` value, as a string (numbers and booleans as written, anything else as
+ * JSON). Throws InvalidOptionError when any record lacks the field, naming the first such record
+ * and the fields records do have.
+ */
+function groupKeys(records: readonly DataRecord[], groupBy: string): string[] {
+  const field = groupField(groupBy);
+  const keys: string[] = [];
+  let missing = 0;
+  let firstMissing: DataRecord | undefined;
+  for (const record of records) {
+    const value = field.where === 'record' ? record[field.name as 'id' | 'label'] : record.meta?.[field.name];
+    if (value === undefined || value === null) {
+      missing++;
+      firstMissing ??= record;
+      continue;
+    }
+    keys.push(typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value));
+  }
+  if (firstMissing === undefined) return keys;
+  const where = typeof firstMissing.meta?.source === 'string' ? ` (from ${JSON.stringify(firstMissing.meta.source)})` : '';
+  const available = ['id', ...(firstMissing.label !== undefined ? ['label'] : []), ...Object.keys(firstMissing.meta ?? {})];
+  throw new InvalidOptionError(
+    'split groupBy',
+    groupBy,
+    `names a field ${missing} of ${records.length} records lack, the first record ${JSON.stringify(firstMissing.id)}${where}`,
+    `use a field every record has (that one has ${available.map((f) => JSON.stringify(f)).join(', ')}; "source" is the file it was read from), or remove groupBy`,
   );
+}
+
+const GROUPING_BY_FIELD = 'grouping by field';
+
+/**
+ * Record indices grouped, ordered by first index: near-duplicate clusters and records sharing a
+ * `groupBy` key (`keys`), merged where they share a record (union-find); one group per record
+ * without either.
+ */
+async function groupRecords(
+  records: readonly DataRecord[],
+  options: SplitOptions,
+  keys: readonly string[] | undefined,
+  pacer: Pacer,
+): Promise<number[][]> {
+  if (options.groupNearDuplicates === false && keys === undefined) return records.map((_, i) => [i]);
+  const parent =
+    options.groupNearDuplicates === false
+      ? Int32Array.from(records, (_, i) => i)
+      : Int32Array.from(
+          (await findNearDuplicates(records.map((r) => r.text), options.groupNearDuplicates, 'groupNearDuplicates', pacer)).representative,
+        );
+  const rootOf = (i: number): number => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  };
+  if (keys !== undefined) {
+    const firstWithKey = new Map<string, number>();
+    for (let i = 0; i < records.length; i++) {
+      if (pacer.due()) await pacer.turn(GROUPING_BY_FIELD, i, records.length);
+      const first = firstWithKey.get(keys[i]);
+      if (first === undefined) {
+        firstWithKey.set(keys[i], i);
+        continue;
+      }
+      const [a, b] = [rootOf(first), rootOf(i)];
+      // The smaller index stays the root, so a group is known by its first record.
+      if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+    }
+    pacer.finish(GROUPING_BY_FIELD, records.length);
+  }
   const byRepresentative = new Map<number, number[]>();
   const groups: number[][] = [];
   for (let i = 0; i < records.length; i++) {
     if (pacer.due()) await pacer.turn('grouping', i, records.length);
-    const root = representative[i];
+    const root = rootOf(i);
     let group = byRepresentative.get(root);
     if (!group) {
       group = [];
@@ -154,11 +230,16 @@ async function groupRecords(records: readonly DataRecord[], options: SplitOption
   return groups;
 }
 
-/** Groups by the label of their first record (one stratum when not stratifying), strata in key order. */
+/**
+ * Groups by their majority label (one stratum when not stratifying), strata in key order. Majority
+ * rather than the first record's label: a group of mixed labels (a document whose segments were
+ * labelled apart, near-duplicates across labels) then counts where most of its records belong, so
+ * each label's share of each split stays closest to its target.
+ */
 function stratify(groups: number[][], records: readonly DataRecord[], stratified: boolean): Stratum[] {
   const byKey = new Map<string, Stratum>();
   for (const group of groups) {
-    const key = stratified ? (records[group[0]].label ?? UNLABELED) : '';
+    const key = stratified ? majorityLabel(group, records) : '';
     let stratum = byKey.get(key);
     if (!stratum) {
       stratum = { key, groups: [], size: 0 };
@@ -168,4 +249,22 @@ function stratify(groups: number[][], records: readonly DataRecord[], stratified
     stratum.size += group.length;
   }
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** The label most of `group`'s records have (UNLABELED for none); a tie goes to the label that reached the count first. */
+function majorityLabel(group: readonly number[], records: readonly DataRecord[]): string {
+  if (group.length === 1) return records[group[0]].label ?? UNLABELED;
+  const counts = new Map<string, number>();
+  let best = '';
+  let bestCount = 0;
+  for (const index of group) {
+    const label = records[index].label ?? UNLABELED;
+    const count = (counts.get(label) ?? 0) + 1;
+    counts.set(label, count);
+    if (count > bestCount) {
+      best = label;
+      bestCount = count;
+    }
+  }
+  return best;
 }

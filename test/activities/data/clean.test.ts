@@ -147,6 +147,7 @@ describe('cleanRecords', () => {
       redacted: { emails: 2, phones: 0, ips: 0, cards: 0 },
       normalized: 0,
       strippedHeaders: 0,
+      mime: { parsed: 0, htmlOnly: 0, droppedAttachments: 0, legacyCharset: 0, undeclaredCharset: 0, relabelledQuotedPrintable: 0, repairedMultipart: 0 },
       strippedHtml: 0,
       collapsedWhitespace: 1,
       nearDuplicateCandidatePairs: 0,

@@ -8,6 +8,17 @@ describe('decodeEntities', () => {
   });
 });
 
+describe('decodeEntities with the full HTML table', () => {
+  it('decodes every named reference ending in `;` and numeric ones as HTML does', () => {
+    expect(decodeEntities('&rarr; &amp; &#8217; &hearts; &NotEqual; &#150;')).toBe('→ & ’ ♥ ≠ –');
+  });
+
+  it('leaves ampersands of text that is not HTML alone: no `;`, no reference', () => {
+    const text = 'AT&T, R&D, http://x.org/?a=1&region=us&copy=2 &amp without semicolon';
+    expect(decodeEntities(text)).toBe(text);
+  });
+});
+
 describe('stripHtml', () => {
   it('leaves text without markup untouched', () => {
     expect(stripHtml('plain 3 < 4 text')).toBe('plain 3 < 4 text');

@@ -118,6 +118,129 @@ describe('splitRecords', () => {
     expect(metrics.movedToKeepGroupsWhole).toBe(3);
   });
 
+  describe('groupBy', () => {
+    /** `documents` sources of 1 to 12 paragraph segments each, as collect `segment: paragraph` makes them; labels by source. */
+    function segmented(documents: number, seed = 5): DataRecord[] {
+      const random = createRandom(seed);
+      const records: DataRecord[] = [];
+      for (let d = 0; d < documents; d++) {
+        const source = `docs/${d % 3 === 0 ? 'spam' : 'ham'}/${d}.txt`;
+        const paragraphs = 1 + random.int(12);
+        for (let p = 0; p < paragraphs; p++) {
+          records.push({ id: `d${d}p${p}`, text: distinctText(100_000 + records.length), label: d % 3 === 0 ? 'spam' : 'ham', meta: { source, paragraph: p + 1 } });
+        }
+      }
+      return records;
+    }
+    const splitOfEach = (splits: Record<string, DataRecord[]>) => {
+      const of = new Map<string, string>();
+      for (const split of SPLIT_NAMES) for (const r of splits[split]) of.set(r.id, split);
+      return of;
+    };
+
+    it('keeps the segments of one document in one split, with proportions close to the ratios', async () => {
+      const records = segmented(400);
+      const { splits, metrics } = await splitRecords(records, options({ groupBy: 'source' }), { seed: 1 });
+      const of = splitOfEach(splits);
+      const bySource = new Map<string, Set<string>>();
+      for (const r of records) {
+        const source = r.meta!.source as string;
+        bySource.set(source, (bySource.get(source) ?? new Set()).add(of.get(r.id)!));
+      }
+      expect(bySource.size).toBe(400);
+      for (const splitsOfSource of bySource.values()) expect(splitsOfSource.size).toBe(1);
+      expect(metrics.groupBy).toEqual({ field: 'source', values: 400 });
+      // Documents hold at most 12 segments, so no split is off its target by more than that per label.
+      const targets = { train: 0.7, validation: 0.1, test: 0.2 };
+      for (const split of SPLIT_NAMES) {
+        expect(Math.abs(metrics.counts[split] - records.length * targets[split])).toBeLessThanOrEqual(2 * 12);
+        for (const label of ['ham', 'spam']) {
+          const ofLabel = records.filter((r) => r.label === label).length;
+          expect(Math.abs((metrics.labels[split][label] ?? 0) - ofLabel * targets[split])).toBeLessThanOrEqual(12);
+        }
+      }
+      expect(metrics.counts.train + metrics.counts.validation + metrics.counts.test).toBe(records.length);
+    });
+
+    it('without groupBy, the same segments do straddle splits', async () => {
+      const records = segmented(400);
+      const { splits } = await splitRecords(records, options(), { seed: 1 });
+      const of = splitOfEach(splits);
+      const straddling = new Set(records.filter((r) => of.get(r.id) !== of.get(records.find((q) => q.meta!.source === r.meta!.source)!.id)).map((r) => r.meta!.source));
+      expect(straddling.size).toBeGreaterThan(100);
+    });
+
+    it('merges field groups with near-duplicate groups', async () => {
+      const base = Array.from({ length: 300 }, (_, i) => `w${i}`);
+      const nearCopy = (k: number) => base.map((w, i) => (i === 150 ? `edit${k}` : w)).join(' ');
+      // a1 and b0 are near-duplicates, so documents a and b must land together.
+      const records: DataRecord[] = [
+        { id: 'a0', text: distinctText(1), meta: { source: 'a.txt' } },
+        { id: 'a1', text: nearCopy(1), meta: { source: 'a.txt' } },
+        { id: 'b0', text: nearCopy(2), meta: { source: 'b.txt' } },
+        { id: 'b1', text: distinctText(2), meta: { source: 'b.txt' } },
+        ...Array.from({ length: 40 }, (_, i) => ({ id: `s${i}`, text: distinctText(1000 + i), meta: { source: `s${i}.txt` } })),
+      ];
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const { splits, metrics } = await splitRecords(records, options({ groupBy: 'source' }), { seed });
+        const of = splitOfEach(splits);
+        expect(new Set(['a0', 'a1', 'b0', 'b1'].map((id) => of.get(id))).size).toBe(1);
+        expect(metrics.groups).toBe(1);
+        expect(metrics.largestGroup).toBe(4);
+      }
+    });
+
+    it('groups by label, id or a meta key, with or without the meta. prefix', async () => {
+      const records = Array.from({ length: 60 }, (_, i) => ({ id: `r${i}`, text: distinctText(i), label: `l${i % 3}`, meta: { thread: `t${i % 12}`, page: i % 6 } }));
+      for (const groupBy of ['thread', 'meta.thread', 'page', 'label']) {
+        const { splits, metrics } = await splitRecords(records, options({ groupBy, groupNearDuplicates: false, stratify: false }), { seed: 1 });
+        const of = splitOfEach(splits);
+        const field = groupBy.replace('meta.', '');
+        const valueOf = (r: DataRecord) => String(field === 'label' ? r.label : r.meta![field]);
+        for (const r of records) for (const q of records) if (valueOf(r) === valueOf(q)) expect(of.get(r.id)).toBe(of.get(q.id));
+        expect(metrics.groupBy?.values).toBe(field === 'thread' ? 12 : field === 'page' ? 6 : 3);
+      }
+    });
+
+    it('stratifies a group by its majority label', async () => {
+      // By majority, A and B are y documents and C and D x documents: halving each stratum puts
+      // one of each pair on each side, exactly. By first label A would join C and D (three groups
+      // of 4 for 6 places a side), and the counts would be off.
+      const documents = { A: 'xyyy', B: 'yyyy', C: 'xxxx', D: 'xxxx' };
+      const records = Object.entries(documents).flatMap(([doc, labels], d) =>
+        [...labels].map((label, k) => ({ id: `${doc}${k}`, text: distinctText(7000 + 4 * d + k), label, meta: { source: doc } })),
+      );
+      const halves = options({ groupBy: 'source', ratios: { train: 0.5, validation: 0, test: 0.5 } });
+      for (const seed of [1, 2, 3, 4, 5, 6]) {
+        const { splits, metrics } = await splitRecords(records, halves, { seed });
+        expect(metrics.counts).toEqual({ train: 8, validation: 0, test: 8 });
+        expect(metrics.movedToKeepGroupsWhole).toBe(0);
+        const of = splitOfEach(splits);
+        expect(of.get('A0')).not.toBe(of.get('B0'));
+        expect(of.get('C0')).not.toBe(of.get('D0'));
+      }
+    });
+
+    it('fails, non-retryably, naming the field, the record and the fix, when a record lacks the field', async () => {
+      const records: DataRecord[] = [
+        { id: 'a', text: distinctText(1), meta: { source: 'a.txt' } },
+        { id: 'b', text: distinctText(2), meta: { source: 'b.txt', chapter: 1 } },
+        { id: 'c', text: distinctText(3), meta: { source: 'c.txt' } },
+      ];
+      const attempt = splitRecords(records, options({ groupBy: 'chapter' }), { seed: 1 });
+      await expect(attempt).rejects.toThrow(InvalidOptionError);
+      await expect(splitRecords(records, options({ groupBy: 'chapter' }), { seed: 1 })).rejects.toMatchObject({
+        nonRetryable: true,
+        message:
+          'split groupBy "chapter" names a field 2 of 3 records lack, the first record "a" (from "a.txt"); ' +
+          'use a field every record has (that one has "id", "source"; "source" is the file it was read from), or remove groupBy',
+      });
+      await expect(splitRecords(records.map(({ id, text }) => ({ id, text })), options({ groupBy: 'label' }), { seed: 1 })).rejects.toThrow(
+        /split groupBy "label" names a field 3 of 3 records lack, the first record "a"; use a field every record has \(that one has "id"; /,
+      );
+    });
+  });
+
   it('rejects near-duplicate bands that do not divide numPermutations', async () => {
     await expect(splitRecords(records, options({ groupNearDuplicates: { bands: 7 } }), { seed: 1 })).rejects.toThrow(InvalidOptionError);
     await expect(splitRecords(records, options({ groupNearDuplicates: { bands: 7 } }), { seed: 1 })).rejects.toThrow(
