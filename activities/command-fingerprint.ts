@@ -1,7 +1,8 @@
+import type { CommandOptions } from '../pipelines/stage-types';
 import { constants } from 'node:fs';
 import { access, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { CommandOptions } from '../pipelines/stage-types';
+import { optionsOf } from './stage-options';
 import type { StageInput } from '../workflows/types';
 import { fingerprintListing, type FingerprintClock, type FileGroup } from './data/listing-fingerprint';
 import type { FileIdentity } from './data/source-files';
@@ -73,5 +74,5 @@ export async function fingerprintCommand(config: CommandOptions, baseDir: string
 
 /** The `sourceFingerprint` hook of the command stage: `defineStage(store, …, { sourceFingerprint: commandSourceFingerprint })`. */
 export function commandSourceFingerprint(input: StageInput): Promise<string> {
-  return fingerprintCommand(input.config as CommandOptions, input.baseDir);
+  return fingerprintCommand(optionsOf(input, 'command'), input.baseDir);
 }

@@ -1,4 +1,4 @@
-import type { StageType } from '../pipelines/schema';
+import { STAGE_FACTS, STAGE_TYPES, type StageType } from '../pipelines/stage-facts';
 import type { StageImplementation } from './stage-runner';
 
 // Every stage type's implementation, loaded on demand: a compute thread running a `clean` does not
@@ -29,7 +29,8 @@ export function loadStageImplementation(type: StageType): StageImplementation {
 }
 
 /**
- * Stage types that run on the worker's main thread: they wait rather than compute (`noop` sleeps;
- * `command` supervises a child process and streams files), and a thread would only add start-up time.
+ * Stage types that run on the worker's main thread (`compute: 'main'` in pipelines/stage-facts.ts):
+ * they wait rather than compute (`noop` sleeps; `command` supervises a child process and streams
+ * files), and a thread would only add start-up time.
  */
-export const MAIN_THREAD_STAGES: ReadonlySet<StageType> = new Set(['noop', 'command']);
+export const MAIN_THREAD_STAGES: ReadonlySet<StageType> = new Set(STAGE_TYPES.filter((type) => STAGE_FACTS[type].compute === 'main'));

@@ -26,6 +26,7 @@ export interface StageContext {
 /** A stage's work: write outputs, return their refs and the metrics worth keeping. */
 export type StageImplementation = (ctx: StageContext) => Promise<{ outputs: Record<string, ArtifactRef>; metrics: Metrics }>;
 
+
 /** Errors a retry cannot fix say so with `nonRetryable = true` (data errors) or are store errors. */
 export function isNonRetryable(err: unknown): boolean {
   return isNonRetryableStoreError(err) || (err as { nonRetryable?: unknown } | null)?.nonRetryable === true;

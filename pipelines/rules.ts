@@ -2,6 +2,7 @@ import { intervalOrderProblem } from './activity-options';
 import { parseDuration } from './duration';
 import { dependenciesOf, findCycle, referencesOf } from './graph';
 import { DEFAULT_RETRY } from './schema';
+import { MODEL_STAGE_TYPES } from './stage-facts';
 import { didYouMean } from './suggest';
 
 // Cross-field rules the schema cannot express, grouped by area. They read the raw YAML value
@@ -222,7 +223,7 @@ function incrementalRules(stage: RawStage, at: (...p: Array<string | number>) =>
   return [{ path: at('incremental', 'by'), message: `incremental.by "${by}" does not apply to the ${kind} source${offending.length === 1 ? '' : 's'} ${listed} (${clock}); ${fix}` }];
 }
 
-const MODEL_STAGES = new Set(['finetune', 'distill', 'quantize', 'champion']);
+const MODEL_STAGES: ReadonlySet<string> = MODEL_STAGE_TYPES;
 const DATASET_STAGES = new Set(['split', 'augment', 'command', 'replay']);
 
 /** Training stage rules: what each reference must point at, and model shapes that can be built. */
@@ -233,7 +234,7 @@ function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
     if (!stage || typeof stage !== 'object') continue;
     const at = (...p: Array<string | number>) => ['stages', name, ...p];
     const { inputs } = referencesOf(stage);
-    const expectRef = (field: string, allowed: Set<string>, what: string) => {
+    const expectRef = (field: string, allowed: ReadonlySet<string>, what: string) => {
       const ref = stage[field];
       const refType = typeOf(ref);
       if (typeof ref === 'string' && refType !== undefined && !allowed.has(refType)) {

@@ -1,22 +1,7 @@
 import { z } from 'zod';
 import { ACTIVITY_OPTION_RULES, activityOptionProblem, type ActivityOptionRule } from './activity-options';
 import { duration, formatDuration } from './duration';
-import {
-  AugmentOptionsSchema,
-  CommandOptionsSchema,
-  DistillOptionsSchema,
-  EvaluateOptionsSchema,
-  FinetuneOptionsSchema,
-  QuantizeOptionsSchema,
-  TokenizerOptionsSchema,
-  CleanOptionsSchema,
-  CollectOptionsSchema,
-  NoopOptionsSchema,
-  SplitOptionsSchema,
-  ReplayOptionsSchema,
-  ChampionOptionsSchema,
-  PromoteOptionsSchema,
-} from './stage-types';
+import { STAGE_FACTS, STAGE_TYPES, type StageType } from './stage-facts';
 
 // The spec's single source of truth. TypeScript types below are inferred from it.
 
@@ -116,47 +101,23 @@ const stageCommon = {
   cache: z.boolean().optional(),
 };
 
-function stage<T extends string, S extends z.ZodObject>(type: T, options: S) {
-  return z.strictObject({ type: z.literal(type), ...stageCommon, ...options.shape });
+type StageShape<T extends string, S extends z.ZodObject> = Extract<{ type: z.ZodLiteral<T> } & typeof stageCommon & S['shape'], z.core.$ZodShape>;
+
+function stage<T extends string, S extends z.ZodObject>(type: T, options: S): z.ZodObject<StageShape<T, S>, z.core.$strict> {
+  return z.strictObject({ type: z.literal(type), ...stageCommon, ...options.shape }) as z.ZodObject<StageShape<T, S>, z.core.$strict>;
 }
 
-export const STAGE_SCHEMAS = {
-  collect: stage('collect', CollectOptionsSchema),
-  clean: stage('clean', CleanOptionsSchema),
-  augment: stage('augment', AugmentOptionsSchema),
-  split: stage('split', SplitOptionsSchema),
-  noop: stage('noop', NoopOptionsSchema),
-  tokenizer: stage('tokenizer', TokenizerOptionsSchema),
-  finetune: stage('finetune', FinetuneOptionsSchema),
-  evaluate: stage('evaluate', EvaluateOptionsSchema),
-  distill: stage('distill', DistillOptionsSchema),
-  quantize: stage('quantize', QuantizeOptionsSchema),
-  command: stage('command', CommandOptionsSchema),
-  replay: stage('replay', ReplayOptionsSchema),
-  champion: stage('champion', ChampionOptionsSchema),
-  promote: stage('promote', PromoteOptionsSchema),
-} as const;
+type StageSchemaOf<T extends StageType> = z.ZodObject<StageShape<T, (typeof STAGE_FACTS)[T]['options']>, z.core.$strict>;
+type AnyStageSchema = { [T in StageType]: StageSchemaOf<T> }[StageType];
 
-export type StageType = keyof typeof STAGE_SCHEMAS;
-export const STAGE_TYPES = Object.keys(STAGE_SCHEMAS) as StageType[];
+/** Each type's whole stage schema: its options (stage-facts.ts) and the keys every stage shares. */
+export const STAGE_SCHEMAS = Object.fromEntries(STAGE_TYPES.map((type) => [type, stage(type, STAGE_FACTS[type].options)])) as { [T in StageType]: StageSchemaOf<T> };
+
+export { STAGE_TYPES, type StageType };
+export type { StageOptions } from './stage-facts';
 export const COMMON_STAGE_KEYS = ['type', ...Object.keys(stageCommon)];
 
-export const StageSchema = z.discriminatedUnion('type', [
-  STAGE_SCHEMAS.collect,
-  STAGE_SCHEMAS.clean,
-  STAGE_SCHEMAS.augment,
-  STAGE_SCHEMAS.split,
-  STAGE_SCHEMAS.noop,
-  STAGE_SCHEMAS.tokenizer,
-  STAGE_SCHEMAS.finetune,
-  STAGE_SCHEMAS.evaluate,
-  STAGE_SCHEMAS.distill,
-  STAGE_SCHEMAS.quantize,
-  STAGE_SCHEMAS.command,
-  STAGE_SCHEMAS.replay,
-  STAGE_SCHEMAS.champion,
-  STAGE_SCHEMAS.promote,
-]);
+export const StageSchema = z.discriminatedUnion('type', Object.values(STAGE_SCHEMAS) as [AnyStageSchema, ...AnyStageSchema[]]);
 export type Stage = z.infer<typeof StageSchema>;
 
 /** The retry policy a stage has when neither it nor `defaults.retry` sets a field. */

@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
-import type { CommandOptions } from '../../pipelines/stage-types';
+import { optionsOf } from '../stage-options';
 import type { ArtifactRef, Metrics } from '../../workflows/types';
 import { curveSummary, CURVES_OUTPUT, CurveRecorder, writeCurves } from '../curves';
 import type { StageContext, StageImplementation } from '../stage-runner';
@@ -97,7 +97,7 @@ export function createCommandStage(options: CommandStageOptions = {}): StageImpl
 export const commandStage: StageImplementation = createCommandStage();
 
 async function runCommandStage(ctx: StageContext, options: CommandStageOptions, parentEnv: NodeJS.ProcessEnv, secrets: readonly string[]) {
-  const config = ctx.input.config as CommandOptions;
+  const config = optionsOf(ctx.input, 'command');
   const declared = config.outputs ?? [];
   for (const name of declared) {
     if (RESERVED_OUTPUTS.includes(name.replace(/\/$/, ''))) {

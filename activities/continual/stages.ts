@@ -1,4 +1,5 @@
-import type { ChampionOptions, PromoteOptions, ReplayOptions } from '../../pipelines/stage-types';
+import type { PromoteOptions } from '../../pipelines/stage-types';
+import { optionsOf } from '../stage-options';
 import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
 import { createRandom, seedFrom, type DataRecord } from '../data';
 import { readDataset } from '../datasets';
@@ -26,7 +27,7 @@ export class CycleOvertakenError extends Error {
 
 /** replay: the new train split plus a sample of the reservoir; the next reservoir as an output. */
 export const replayStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as ReplayOptions;
+  const options = optionsOf(ctx.input, 'replay');
   const split = datasetOf(ctx).outputs;
   const train = await readDataset(ctx, split.train, 'the train split');
   const state = await readContinualState(ctx.store, ctx.input.pipeline);
@@ -59,7 +60,7 @@ export const replayStage: StageImplementation = async (ctx) => {
 
 /** champion: the registry's current champion, or the `initial` model before there is one. */
 export const championStage: StageImplementation = async (ctx) => {
-  const { registry, initial } = ctx.input.config as ChampionOptions;
+  const { registry, initial } = optionsOf(ctx.input, 'champion');
   // A cycle that recorded a promotion but stopped before moving the alias: finish that first.
   const { cycles } = await readContinualState(ctx.store, ctx.input.pipeline);
   const last = cycles[cycles.length - 1];
@@ -84,7 +85,7 @@ export const championStage: StageImplementation = async (ctx) => {
  * so every step finds what an earlier attempt or run already did and finishes it, never twice.
  */
 export const promoteStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as PromoteOptions;
+  const options = optionsOf(ctx.input, 'promote');
   const { runId, pipeline } = ctx.input;
   const candidate = inputOf(ctx, options.candidate, 'candidate model');
   const champion = inputOf(ctx, options.champion, 'champion');

@@ -1,7 +1,8 @@
+import type { CollectOptions } from '../../pipelines/stage-types';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Context } from '@temporalio/activity';
-import type { CollectOptions } from '../../pipelines/stage-types';
+import { optionsOf } from '../stage-options';
 import type { StageInput } from '../../workflows/types';
 import { readContinualState } from '../continual/state';
 import type { ArtifactStore } from '../store';
@@ -95,7 +96,7 @@ export function fingerprintInThread(data: FingerprintThreadData, signal?: AbortS
  */
 export function collectSourceFingerprint(store: ArtifactStore): (input: StageInput) => Promise<string> {
   return async (input) => {
-    const options = input.config as CollectOptions;
+    const options = optionsOf(input, 'collect');
     let continualState: string | undefined;
     if (options.incremental) {
       const state = await readContinualState(store, input.pipeline);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AugmentOptions, CleanOptions, CollectOptions, NoopOptions, SplitOptions } from '../../pipelines/stage-types';
+import { optionsOf } from '../stage-options';
 import type { StageInput, StageResult } from '../../workflows/types';
 import { previousWatermark } from '../continual/state';
 import { readDataset } from '../datasets';
@@ -21,7 +21,7 @@ import { loadWordNetSynonyms } from './wordnet';
 // outputs the advanced watermark (the promote stage commits it); nothing new ends the run early.
 export const collectStage: StageImplementation = async (ctx) => {
   const { input, store } = ctx;
-  const options = input.config as CollectOptions;
+  const options = optionsOf(input, 'collect');
   const previous = options.incremental ? await previousWatermark(store, input.pipeline) : undefined;
   const { records, metrics, watermark } = await collectRecords(options, {
     baseDir: input.baseDir,
@@ -41,7 +41,7 @@ export const collectStage: StageImplementation = async (ctx) => {
 export const cleanStage: StageImplementation = async (ctx) => {
   const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
   ctx.progress({ phase: 'cleaning', records: records.length });
-  const { records: cleaned, metrics } = await cleanRecords(records, ctx.input.config as CleanOptions, {
+  const { records: cleaned, metrics } = await cleanRecords(records, optionsOf(ctx.input, 'clean'), {
     onProgress: ({ phase, done, total }) => ctx.progress({ phase: `cleaning: ${phase}`, done, total, records: records.length }),
   });
   return { outputs: { records: await writeJsonl(ctx.store, ctx.outputKey('records.jsonl'), cleaned) }, metrics };
@@ -50,7 +50,7 @@ export const cleanStage: StageImplementation = async (ctx) => {
 export const splitStage: StageImplementation = async (ctx) => {
   const records = await readDataset(ctx, singleInput(ctx.input).outputs.records, 'its dataset');
   ctx.progress({ phase: 'splitting', records: records.length });
-  const { splits, metrics } = await splitRecords(records, ctx.input.config as SplitOptions, {
+  const { splits, metrics } = await splitRecords(records, optionsOf(ctx.input, 'split'), {
     seed: ctx.input.seed,
     onProgress: ({ phase, done, total }) => ctx.progress({ phase: `splitting: ${phase}`, done, total, records: records.length }),
   });
@@ -73,7 +73,7 @@ export function augmentStage(translators: Record<string, Translator> = {}): Stag
     const split = singleInput(ctx.input).outputs;
     const train = await readDataset(ctx, split.train, 'the train split');
     ctx.progress({ phase: 'augmenting', records: train.length });
-    const { records, metrics } = await augmentRecords(train, ctx.input.config as AugmentOptions, {
+    const { records, metrics } = await augmentRecords(train, optionsOf(ctx.input, 'augment'), {
       seed: ctx.input.seed,
       synonyms: loadWordNetSynonyms(),
       translators: allTranslators,
@@ -85,7 +85,7 @@ export function augmentStage(translators: Record<string, Translator> = {}): Stag
 }
 
 export const noopStage: StageImplementation = async (ctx) => {
-  const { sleepMs, failAttempts } = ctx.input.config as NoopOptions;
+  const { sleepMs, failAttempts } = optionsOf(ctx.input, 'noop');
   if (ctx.attempt <= failAttempts) {
     throw new Error(`injected transient failure on attempt ${ctx.attempt} (failAttempts: ${failAttempts})`);
   }

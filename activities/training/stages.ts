@@ -19,6 +19,7 @@ import { dequantize, quantizeWeights, serializeQuantized } from '../ml/quantize'
 import { BpeTokenizer, trainBpe } from '../ml/tokenizer';
 import { estimateLoss, trainModel, type TrainHooks, type TrainResult } from '../ml/train';
 import type { StageContext, StageImplementation } from '../stage-runner';
+import { optionsOf } from '../stage-options';
 import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } from './model-artifacts';
 import { readDataset } from '../datasets';
 import { CURVES_OUTPUT, writeCurves } from '../curves';
@@ -61,7 +62,7 @@ export const datasetOf = (ctx: StageContext) => inputOf(ctx, ctx.input.dataInput
 
 /** tokenizer: byte-level BPE trained on the train split of every input. */
 export const tokenizerStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as TokenizerOptions;
+  const options = optionsOf(ctx.input, 'tokenizer');
   const texts: string[] = [];
   for (const name of ctx.input.dataInputs) texts.push(...(await readDataset(ctx, inputOf(ctx, name, 'dataset').outputs.train, `"${name}" train split`)).map((r) => r.text));
   ctx.progress({ phase: 'training tokenizer', texts: texts.length });
@@ -80,7 +81,7 @@ export const tokenizerStage: StageImplementation = async (ctx) => {
 
 /** finetune: causal-lm or classify, fresh or `from` another model, optionally LoRA; checkpointed. */
 export const finetuneStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as FinetuneOptions;
+  const options = optionsOf(ctx.input, 'finetune');
   const info = await initBackend(options.backend);
   const dataset = datasetOf(ctx);
   const [trainRecords, validationRecords] = await Promise.all([
@@ -166,7 +167,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
 
 /** distill: a smaller student learns the teacher's soft targets plus the hard labels. */
 export const distillStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as DistillStageOptions;
+  const options = optionsOf(ctx.input, 'distill');
   const info = await initBackend(options.backend);
   const teacherResult = inputOf(ctx, options.teacher, 'teacher');
   const teacher = await loadModelArtifacts(ctx.store, teacherResult.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_teacher_a${ctx.attempt}`, merge: true });
@@ -305,7 +306,7 @@ export const evaluateStage: StageImplementation = async (ctx) => {
 
 /** quantize: per-channel symmetric int8 weights; reports size, metric and latency deltas. */
 export const quantizeStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as QuantizeOptions;
+  const options = optionsOf(ctx.input, 'quantize');
   await initBackend('auto');
   const source = inputOf(ctx, options.model, 'model');
   const model = await loadModelArtifacts(ctx.store, source.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_f_a${ctx.attempt}`, merge: true });
