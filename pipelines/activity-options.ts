@@ -1,4 +1,4 @@
-import type { StageActivityOptions } from './plan';
+import type { StageActivityOptions, StageRetryPolicy } from './plan';
 
 // Bounds of a stage's Temporal activity options (timeouts and retry policy). One table serves the
 // spec schema, which refuses a value outside them at validation, and the workflow, which refuses
@@ -121,21 +121,21 @@ export interface ActivityOptionIssue {
  */
 export function activityOptionIssues(options: Partial<StageActivityOptions> | undefined): ActivityOptionIssue[] {
   const activity: Partial<StageActivityOptions> = options ?? {};
-  const retry: Partial<StageActivityOptions['retry']> = activity.retry ?? {};
+  const retry = retryPolicyOf(activity.retry ?? {});
   const checks: Array<[ActivityOptionRule, unknown]> = [
     [ACTIVITY_OPTION_RULES.timeout, activity.startToCloseTimeoutMs],
     [ACTIVITY_OPTION_RULES.heartbeatTimeout, activity.heartbeatTimeoutMs],
     [ACTIVITY_OPTION_RULES.maxAttempts, retry.maximumAttempts],
-    [ACTIVITY_OPTION_RULES.initialInterval, retry.initialIntervalMs],
+    [ACTIVITY_OPTION_RULES.initialInterval, retry.initialInterval],
     [ACTIVITY_OPTION_RULES.backoffCoefficient, retry.backoffCoefficient],
-    [ACTIVITY_OPTION_RULES.maximumInterval, retry.maximumIntervalMs],
+    [ACTIVITY_OPTION_RULES.maximumInterval, retry.maximumInterval],
   ];
   const issues: ActivityOptionIssue[] = [];
   for (const [rule, value] of checks) {
     const message = activityOptionProblem(rule, value);
     if (message) issues.push({ key: rule.key, message });
   }
-  const { initialIntervalMs: initial, maximumIntervalMs: maximum } = retry;
+  const { initialInterval: initial, maximumInterval: maximum } = retry;
   if (typeof initial === 'number' && typeof maximum === 'number' && maximum < initial) {
     issues.push({ key: 'retry.maximumInterval', message: intervalOrderProblem(initial, maximum) });
   }
@@ -152,4 +152,16 @@ export function intervalOrderProblem(initialMs: number, maximumMs: number, inher
     `maximumInterval (${formatMs(maximumMs)}${from(inherited.maximum)}) is shorter than initialInterval (${formatMs(initialMs)}${from(inherited.initial)}), ` +
     `which Temporal refuses; raise maximumInterval to at least ${formatMs(initialMs)} or lower initialInterval`
   );
+}
+
+/** Retry fields as plans made before Tempered used Temporal's names held them (runs resumed or replayed from then). */
+interface LegacyRetryFields {
+  initialIntervalMs?: number;
+  maximumIntervalMs?: number;
+}
+
+/** A plan's retry policy, also from a plan made before the fields took Temporal's names. */
+export function retryPolicyOf(retry: Partial<StageRetryPolicy> & LegacyRetryFields): Partial<StageRetryPolicy> {
+  const { initialIntervalMs, maximumIntervalMs, ...policy } = retry;
+  return { ...policy, initialInterval: policy.initialInterval ?? initialIntervalMs, maximumInterval: policy.maximumInterval ?? maximumIntervalMs };
 }

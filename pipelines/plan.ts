@@ -1,3 +1,4 @@
+import type { RetryPolicy } from '@temporalio/common';
 import { canonicalJson, sha256Hex } from './canonical-json';
 import { dependenciesOf, readsOf, referencesOf, topologicalOrder } from './graph';
 import type { LoadedSpec } from './load';
@@ -31,12 +32,18 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
 export const TASK_QUEUES = { cpu: 'cpu', gpu: 'gpu' } as const;
 export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 
+/** Temporal's retry policy with every field the spec sets filled in; intervals in milliseconds. */
+export type StageRetryPolicy = Required<Pick<RetryPolicy, 'maximumAttempts' | 'backoffCoefficient'>> & {
+  initialInterval: number;
+  maximumInterval: number;
+};
+
 /** Temporal activity options of one stage, in milliseconds. */
 export interface StageActivityOptions {
   taskQueue: TaskQueue;
   startToCloseTimeoutMs: number;
   heartbeatTimeoutMs: number;
-  retry: { maximumAttempts: number; initialIntervalMs: number; backoffCoefficient: number; maximumIntervalMs: number };
+  retry: StageRetryPolicy;
 }
 
 /** One stage, resolved: defaults applied, dependencies explicit. */
@@ -118,9 +125,9 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
         heartbeatTimeoutMs: stage.heartbeatTimeout ?? spec.defaults.heartbeatTimeout,
         retry: {
           maximumAttempts: retry.maxAttempts,
-          initialIntervalMs: retry.initialInterval,
+          initialInterval: retry.initialInterval,
           backoffCoefficient: retry.backoffCoefficient,
-          maximumIntervalMs: retry.maximumInterval,
+          maximumInterval: retry.maximumInterval,
         },
       },
       cache: !options.noCache && !readsContinualState(stage) && (stage.cache ?? (stage.type === 'command' ? false : spec.defaults.cache)),

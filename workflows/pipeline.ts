@@ -10,7 +10,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { activityOptionIssues, type ActivityOptionIssue } from '../pipelines/activity-options';
+import { activityOptionIssues, retryPolicyOf, type ActivityOptionIssue } from '../pipelines/activity-options';
 import type { Plan, PlannedStage } from '../pipelines/plan';
 import { PipelineRun } from './pipeline-run';
 import { runIdFromWorkflowId } from './run-id';
@@ -122,13 +122,7 @@ function stageActivity(stage: PlannedStage, queuePrefix: string): StageActivity 
     activityId: stage.name,
     startToCloseTimeout: activity.startToCloseTimeoutMs,
     heartbeatTimeout: activity.heartbeatTimeoutMs,
-    retry: {
-      maximumAttempts: activity.retry.maximumAttempts,
-      initialInterval: activity.retry.initialIntervalMs,
-      backoffCoefficient: activity.retry.backoffCoefficient,
-      maximumInterval: activity.retry.maximumIntervalMs,
-      nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES,
-    },
+    retry: { ...retryPolicyOf(activity.retry), nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
   });
   return activities[stage.type];
 }

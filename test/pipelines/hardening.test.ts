@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { ACTIVITY_OPTION_RULES, activityOptionIssues } from '../../pipelines/activity-options';
+import { ACTIVITY_OPTION_RULES, activityOptionIssues, retryPolicyOf } from '../../pipelines/activity-options';
 import { SpecValidationError } from '../../pipelines/errors';
 import { loadSpecFile, loadSpecText } from '../../pipelines/load';
 import { planPipeline, type StageActivityOptions } from '../../pipelines/plan';
@@ -77,7 +77,7 @@ stages:
     taskQueue: 'cpu',
     startToCloseTimeoutMs: 3_600_000,
     heartbeatTimeoutMs: 60_000,
-    retry: { maximumAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maximumIntervalMs: 60_000 },
+    retry: { maximumAttempts: 3, initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000 },
   };
 
   test("the workflow's guard finds nothing wrong in any plan of a shipped or test spec", async () => {
@@ -105,7 +105,7 @@ stages:
       ...valid,
       startToCloseTimeoutMs: 0,
       heartbeatTimeoutMs: 0,
-      retry: { maximumAttempts: 0, initialIntervalMs: 5000, backoffCoefficient: 0.5, maximumIntervalMs: 1000 },
+      retry: { maximumAttempts: 0, initialInterval: 5000, backoffCoefficient: 0.5, maximumInterval: 1000 },
     });
     expect(issues.map((i) => i.key)).toEqual(['timeout', 'heartbeatTimeout', 'retry.maxAttempts', 'retry.backoffCoefficient', 'retry.maximumInterval']);
     expect(issues[0].message).toMatch(/found 0ms/);
@@ -226,4 +226,11 @@ describe('command outputs', () => {
     expect(problems['stages.a.outputs.1']).toMatchObject({ line: 4, column: 54 });
     expect(problems['stages.a.outputs.2'].message).toMatch(/output "ckpt" is declared twice \(found "ckpt\/" before it\)/);
   });
+});
+
+test('a plan made before the retry fields took Temporal names is read the same (resumed and replayed runs)', () => {
+  const legacy = { maximumAttempts: 3, initialIntervalMs: 1000, backoffCoefficient: 2, maximumIntervalMs: 60_000 };
+  expect(retryPolicyOf(legacy)).toEqual({ maximumAttempts: 3, initialInterval: 1000, backoffCoefficient: 2, maximumInterval: 60_000 });
+  expect(activityOptionIssues({ taskQueue: 'cpu', startToCloseTimeoutMs: 60_000, heartbeatTimeoutMs: 30_000, retry: legacy as never })).toEqual([]);
+  expect(activityOptionIssues({ taskQueue: 'cpu', startToCloseTimeoutMs: 60_000, heartbeatTimeoutMs: 30_000, retry: { ...legacy, maximumIntervalMs: 10 } as never }).map((i) => i.key)).toEqual(['retry.maximumInterval']);
 });
