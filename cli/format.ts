@@ -5,6 +5,7 @@ import { describeStage } from './progress-view';
 export function formatSummary(summary: RunSummary): string {
   const early = summary.endedEarly ? `  (ended early: ${summary.endedEarly.reason}, said stage "${summary.endedEarly.stage}")` : '';
   const lines = [`run ${summary.runId}  ${summary.pipeline}  ${summary.status.toUpperCase()}${early}`];
+  if (summary.waiting) lines.push(`  waiting: ${summary.waiting}`);
   const width = Math.max(0, ...Object.keys(summary.stages).map((n) => n.length));
   for (const [name, stage] of Object.entries(summary.stages)) {
     lines.push(`  ${name.padEnd(width)}  ${describeStage(stage)}`);

@@ -1,5 +1,6 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import type { RunSummary, StageProgress } from '../workflows/types';
+import { keyMetrics } from './stage-metrics';
 
 // Live per-stage progress while `tempered run --wait` waits: bars on a terminal, one line per
 // change elsewhere (CI logs, pipes).
@@ -32,10 +33,12 @@ export function describeStage(stage: StageProgress): string {
     parts.push(stage.error);
   } else if (stage.status === 'skipped' && stage.note) {
     parts.push(stage.note);
-  } else if (stage.status === 'cached' && stage.cachedFrom) {
-    parts.push(`from run ${stage.cachedFrom}`);
-  } else if (typeof stage.metrics.wallTimeMs === 'number') {
-    parts.push(`${(stage.metrics.wallTimeMs / 1000).toFixed(1)} s`);
+  } else if (stage.status === 'queued' && stage.note) {
+    parts.push(stage.note);
+  } else if (stage.status === 'succeeded' || stage.status === 'cached') {
+    if (stage.cachedFrom) parts.push(`from run ${stage.cachedFrom}`);
+    else if (typeof stage.metrics.wallTimeMs === 'number') parts.push(`${(stage.metrics.wallTimeMs / 1000).toFixed(1)} s`);
+    parts.push(...keyMetrics(stage));
   }
   return parts.join('  ');
 }

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { checkRunArgument } from '../pipelines/run-id';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
+import { PIPELINE_ATTRIBUTE, RUN_ID_ATTRIBUTE, SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import type { RunStatus, RunSummary } from '../workflows/types';
 import { runIdFromWorkflowId } from '../workflows/run-id';
 import { createProgressView } from './progress-view';
@@ -57,14 +58,78 @@ export async function startRun(
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'REJECT_DUPLICATE',
     memo: { pipeline: plan.pipeline, runId },
+    ...(await runSearchAttributes(client, plan.pipeline, runId)),
+    ...runDescription(plan, runId, reuse),
   });
   return { workflowId, attached: false };
+}
+
+/** What the Temporal UI shows at the top of a run: pipeline and run id, then the spec digest and stages. */
+export function runDescription(plan: Plan, runId: string | undefined, reuse?: PipelineWorkflowInput['reuse']): { staticSummary: string; staticDetails: string } {
+  const reused = Object.keys(reuse ?? {});
+  return {
+    staticSummary: `${plan.pipeline}${runId ? ` run ${runId}` : ''} (${plan.stages.length} stages)`,
+    staticDetails: [
+      `**pipeline** ${plan.pipeline}`,
+      ...(runId ? [`**run** ${runId}`] : []),
+      `**spec digest** \`${plan.specDigest}\``,
+      `**seed** ${plan.seed}`,
+      `**stages** ${plan.stages.map((s) => `${s.name} (${s.type}${s.activity.taskQueue === TASK_QUEUES.gpu ? ', gpu' : ''})`).join(', ')}`,
+      ...(reused.length > 0 ? [`**resumed** reusing ${reused.join(', ')}`] : []),
+    ].join('\n\n'),
+  };
+}
+
+/**
+ * The search attributes of a new run, registering them on the namespace first if needed (once per
+ * client). A server that refuses to register them (e.g. a cloud namespace where the operator API
+ * is not allowed; register TemperedPipeline and TemperedRunId as Keyword there) still runs
+ * pipelines, without the attributes.
+ */
+export async function runSearchAttributes(client: Client, pipeline: string, runId?: string): Promise<{ typedSearchAttributes?: SearchAttributePair[] }> {
+  if (!(await ensureSearchAttributes(client))) return {};
+  return {
+    typedSearchAttributes: [
+      { key: PIPELINE_ATTRIBUTE, value: pipeline },
+      ...(runId ? [{ key: RUN_ID_ATTRIBUTE, value: runId }] : []),
+    ],
+  };
+}
+
+const registered = new WeakMap<Client, Promise<boolean>>();
+
+/** True when the namespace has Tempered's search attributes, adding any that are missing. */
+export function ensureSearchAttributes(client: Client): Promise<boolean> {
+  let known = registered.get(client);
+  if (!known) {
+    known = registerSearchAttributes(client);
+    registered.set(client, known);
+  }
+  return known;
+}
+
+async function registerSearchAttributes(client: Client): Promise<boolean> {
+  const { namespace } = client.options;
+  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  try {
+    const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+    const missing = SEARCH_ATTRIBUTES.filter((key) => !(key.name in (existing.customAttributes ?? {})));
+    if (missing.length === 0) return true;
+    await client.connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((key) => [key.name, keyword])) });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Resolves a run id or a workflow id to the workflow id. Throws InvalidRunIdError for one that breaks the run id rule. */
 export async function resolveWorkflowId(client: Client, run: string): Promise<string> {
   checkRunArgument(run);
   if (run.includes('--')) return run;
+  if (await ensureSearchAttributes(client)) {
+    for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}' AND ${RUN_ID_ATTRIBUTE.name} = '${run}'` })) return execution.workflowId;
+  }
+  // Runs started before the attribute existed, and scheduled runs' ids given by their suffix.
   for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
     if (execution.workflowId.endsWith(`--${run}`) || runIdFromWorkflowId(execution.workflowId) === run) return execution.workflowId;
   }
@@ -107,15 +172,88 @@ export async function getRunSummary(client: Client, workflowId: string): Promise
       if (details?.[0]) return { ...(details[0] as RunSummary), status: 'failed' };
     }
   }
-  let summary: RunSummary;
-  try {
-    summary = await handle.query(progressQuery);
-  } catch {
-    summary = fallbackSummary(workflowId, description);
-  }
+  // A query waits for a worker to answer it: without one polling the run's queue, ask nothing and
+  // say so, rather than hang until the query times out.
+  const answerable = await hasPollers(client, description.taskQueue, 'workflow');
+  let summary: RunSummary | undefined;
+  // The server lists a worker as polling for a while after it stopped: a query it never answers
+  // ends at the deadline.
+  if (answerable) summary = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(progressQuery)).catch(() => undefined);
+  summary ??= await unansweredSummary(client, workflowId, description);
   if (status !== 'running') return { ...summary, status };
   mergePendingActivities(summary, description);
+  await explainWaiting(client, summary, description, answerable);
   return summary;
+}
+
+/** How long `status` waits for a worker to answer the progress query (it replays the run's history first when the run is not cached on it). */
+const QUERY_DEADLINE_MS = 5000;
+
+/** Whether any worker polls `queue` for workflow or activity tasks; true when the server cannot say. */
+async function hasPollers(client: Client, queue: string, type: 'workflow' | 'activity'): Promise<boolean> {
+  try {
+    const response = await client.workflowService.describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: queue },
+      taskQueueType: type === 'workflow' ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    });
+    return (response.pollers ?? []).length > 0;
+  } catch {
+    return true;
+  }
+}
+
+/** A summary without the workflow's answer: its stages from the plan it was started with, as pending. */
+async function unansweredSummary(client: Client, workflowId: string, description: WorkflowExecutionDescription): Promise<RunSummary> {
+  const summary = fallbackSummary(workflowId, description);
+  const input = await getRunInput(client, workflowId).catch(() => undefined);
+  for (const stage of input?.plan.stages ?? []) {
+    summary.stages[stage.name] = { status: 'pending', type: stage.type, taskQueue: stage.activity.taskQueue, attempts: 0, cached: false, outputs: [], metrics: {} };
+  }
+  return summary;
+}
+
+/**
+ * Why a running run does not move: no worker polls the queue its workflow tasks or its queued
+ * stages wait on. Sets the run's `waiting` and the queued stages' notes.
+ */
+async function explainWaiting(client: Client, summary: RunSummary, description: WorkflowExecutionDescription, workflowPolled: boolean): Promise<void> {
+  const workflowQueue = description.taskQueue;
+  const prefix = workflowQueue.endsWith(TASK_QUEUES.cpu) ? workflowQueue.slice(0, -TASK_QUEUES.cpu.length) : '';
+  if (!workflowPolled) {
+    const pendingTask = description.raw.pendingWorkflowTask;
+    const since = timestampOf(pendingTask?.originalScheduledTime ?? pendingTask?.scheduledTime) ?? description.startTime;
+    summary.waiting = `no worker polls task queue "${workflowQueue}" (the run's workflow tasks wait since ${formatSince(since)}); ${startWorkerAdvice(prefix, TASK_QUEUES.cpu)}`;
+  }
+  for (const pending of description.raw.pendingActivities ?? []) {
+    const stage = pending.activityId ? summary.stages[pending.activityId] : undefined;
+    if (!stage || stage.status !== 'queued') continue;
+    const queue = taskQueueName(stage.taskQueue as typeof TASK_QUEUES.cpu, prefix);
+    if (await hasPollers(client, queue, 'activity')) continue;
+    const since = timestampOf(pending.scheduledTime) ?? description.startTime;
+    stage.note = `no worker polls task queue "${queue}" since it was scheduled ${formatSince(since)}; ${startWorkerAdvice(prefix, stage.taskQueue)}`;
+    summary.waiting ??= `stage "${pending.activityId}" waits for a worker on task queue "${queue}"`;
+  }
+}
+
+/** What to do about a queue nobody polls. `run --local` queues belong to the process that started the run. */
+function startWorkerAdvice(prefix: string, pool: string): string {
+  if (/(^|-)local-[0-9a-f]{8}-$/.test(prefix)) {
+    return 'the "tempered run --local" process that started this run has ended, and only it polls these queues: "tempered terminate <run>" ends the run, "tempered resume <run>" reruns what is left';
+  }
+  return `start one with "tempered worker --queue ${pool}"${prefix ? ` and TEMPERED_TASK_QUEUE_PREFIX=${prefix}` : ''}, or end the run with "tempered terminate <run>"`;
+}
+
+function timestampOf(t: { seconds?: unknown; nanos?: number | null } | null | undefined): Date | undefined {
+  if (!t || t.seconds === undefined || t.seconds === null) return undefined;
+  return new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6));
+}
+
+/** `2026-12-03 14:03:11 UTC, 6 min ago` */
+export function formatSince(at: Date, now = new Date()): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - at.getTime()) / 1000));
+  const ago = seconds < 60 ? `${seconds} s` : seconds < 3600 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`;
+  return `${at.toISOString().slice(0, 19).replace('T', ' ')} UTC, ${ago} ago`;
 }
 
 function fallbackSummary(workflowId: string, description: WorkflowExecutionDescription): RunSummary {
@@ -144,10 +282,54 @@ function mergePendingActivities(summary: RunSummary, description: WorkflowExecut
   }
 }
 
-/** Recent runs, newest first. */
-export async function listRuns(client: Client, limit: number): Promise<Array<{ workflowId: string; runId: string; pipeline: string; status: RunStatus; startedAt: string; endedAt?: string }>> {
-  const runs = [];
-  for await (const execution of client.workflow.list({ query: `WorkflowType = '${WORKFLOW_TYPE}'` })) {
+/** A run as `tempered list` shows it. */
+export interface RunListing {
+  workflowId: string;
+  runId: string;
+  pipeline: string;
+  status: RunStatus;
+  startedAt: string;
+  endedAt?: string;
+}
+
+/** `tempered list` filters. */
+export interface RunFilter {
+  pipeline?: string;
+  status?: RunStatus;
+}
+
+/** Temporal's execution statuses that make each run status (a terminated run was cancelled by force). */
+const WORKFLOW_STATUSES: Record<RunStatus, string[]> = {
+  running: ['Running', 'ContinuedAsNew'],
+  succeeded: ['Completed'],
+  failed: ['Failed', 'TimedOut'],
+  cancelled: ['Canceled', 'Terminated'],
+};
+
+/** The visibility query of `list`: filters are served by the server's index, not by reading every run. */
+export function listQuery(filter: RunFilter = {}): string {
+  const terms = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+  if (filter.pipeline !== undefined) terms.push(`${PIPELINE_ATTRIBUTE.name} = '${filter.pipeline.replace(/'/g, "\\'")}'`);
+  if (filter.status !== undefined) terms.push(`(${WORKFLOW_STATUSES[filter.status].map((s) => `ExecutionStatus = '${s}'`).join(' OR ')})`);
+  return terms.join(' AND ');
+}
+
+/** The namespace cannot filter by pipeline: Tempered's search attribute is not registered and could not be. */
+export class SearchAttributeMissingError extends Error {
+  override readonly name = 'SearchAttributeMissingError';
+  constructor(namespace: string) {
+    super(
+      `namespace "${namespace}" has no ${PIPELINE_ATTRIBUTE.name} search attribute and this client may not add it; ` +
+        `register it once (temporal operator search-attribute create --namespace ${namespace} --name ${PIPELINE_ATTRIBUTE.name} --type Keyword, and the same for ${RUN_ID_ATTRIBUTE.name}), or list without --pipeline`,
+    );
+  }
+}
+
+/** Recent runs, newest first, matching `filter`. */
+export async function listRuns(client: Client, limit: number, filter: RunFilter = {}): Promise<RunListing[]> {
+  if (filter.pipeline !== undefined && !(await ensureSearchAttributes(client))) throw new SearchAttributeMissingError(client.options.namespace);
+  const runs: RunListing[] = [];
+  for await (const execution of client.workflow.list({ query: listQuery(filter), pageSize: Math.min(limit, 1000) })) {
     const memo = (execution.memo ?? {}) as { pipeline?: string; runId?: string };
     runs.push({
       workflowId: execution.workflowId,
@@ -178,9 +360,31 @@ export async function queuesWithoutWorkers(client: Client, plan: Plan): Promise<
   return missing;
 }
 
-/** Requests cancellation; the workflow cancels its running stages and ends as cancelled. */
-export async function cancelRun(client: Client, workflowId: string): Promise<void> {
-  await client.workflow.getHandle(workflowId).cancel();
+/**
+ * Requests cancellation and waits up to `waitMs` for the run to end: the workflow cancels its
+ * running stages (their processes are stopped) and ends as cancelled. That takes a worker on the
+ * run's queue; without one the run stays running, and the result says why.
+ */
+export async function cancelRun(client: Client, workflowId: string, waitMs = 10_000): Promise<{ ended: boolean; summary: RunSummary }> {
+  const handle = client.workflow.getHandle(workflowId);
+  const before = await getRunSummary(client, workflowId);
+  if (before.status !== 'running') return { ended: true, summary: before };
+  await handle.cancel();
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const summary = await getRunSummary(client, workflowId);
+    if (summary.status !== 'running' || Date.now() >= deadline) return { ended: summary.status !== 'running', summary };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Ends a run at once, without its workflow's cooperation: running stages' attempts are abandoned. */
+export async function terminateRun(client: Client, workflowId: string, reason: string): Promise<RunStatus> {
+  const handle = client.workflow.getHandle(workflowId);
+  const { status } = await handle.describe();
+  if (status.name !== 'RUNNING') return STATUS_BY_WORKFLOW[status.name] ?? 'running';
+  await handle.terminate(reason);
+  return 'cancelled';
 }
 
 /** The input a run was started with (its plan), from the first event of its history. */

@@ -3,7 +3,7 @@ import { formatDuration, parseDuration } from '../pipelines/duration';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import type { ScheduleBlock } from '../pipelines/schema';
 import type { PipelineWorkflowInput } from '../workflows/pipeline';
-import { WORKFLOW_TYPE } from './runs';
+import { runDescription, runSearchAttributes, WORKFLOW_TYPE } from './runs';
 
 // Recurring runs on Temporal Schedules: each tick starts one pipeline run.
 
@@ -90,6 +90,9 @@ async function createOn(
       taskQueue: taskQueueName(TASK_QUEUES.cpu, plan.queuePrefix),
       args: [input],
       memo: { pipeline: plan.pipeline, scheduleId },
+      // Each tick's run adds its run id itself (it only knows it once started).
+      ...(await runSearchAttributes(client, plan.pipeline)),
+      ...runDescription(plan, undefined),
     },
     policies: { overlap: OVERLAP_POLICY_NAMES[options.overlap ?? block?.overlap ?? 'skip'], catchupWindow: '1 day' },
     state: { paused: options.paused ?? block?.paused ?? false, note: `tempered: ${plan.pipeline}` },

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { DEFAULT_PORTS, defaultStateDir, type ServerPorts } from './state-dir';
 import { ensureTool, TOOLS } from './tools';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 // Local Temporal dev server and MinIO, started detached so they outlive the command that started
 // them, with their state (SQLite file, object data) in a state directory so runs survive restarts.
@@ -88,7 +89,9 @@ function startTemporal(binary: string, stateDir: string, ports: Pick<ServerPorts
       '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
       // Eager activity dispatch: the worker that completes a workflow task gets the activity it
       // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
-      '--dynamic-config-value', 'system.enableActivityEagerExecution=true'],
+      '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+      // Find runs by pipeline in the UI and in `tempered list --pipeline`.
+      ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`])],
     path.join(stateDir, 'logs', 'temporal.log'),
     {},
   );

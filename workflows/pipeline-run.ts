@@ -84,6 +84,22 @@ export class PipelineRun {
     return this.summary();
   }
 
+  /** One line for the Temporal UI: how many stages are done, and which run, failed or wait. */
+  currentDetails(): string {
+    const names = (wanted: (s: StageProgress) => boolean) => Object.entries(this.stages).filter(([, s]) => wanted(s)).map(([n]) => n);
+    const done = names((s) => s.status === 'succeeded' || s.status === 'cached');
+    const total = Object.keys(this.stages).length;
+    const parts = [`${this.status === 'running' ? '' : `${this.status}: `}${done.length}/${total} stages done`];
+    const running = names((s) => s.status === 'running');
+    if (running.length > 0) parts.push(`running ${running.join(', ')}`);
+    const failed = names((s) => s.status === 'failed');
+    if (failed.length > 0) parts.push(`failed ${failed.join(', ')}`);
+    const cached = names((s) => s.status === 'cached');
+    if (cached.length > 0) parts.push(`${cached.length} from cache`);
+    if (this.endedEarly) parts.push(`ended early: ${this.endedEarly.reason}`);
+    return parts.join(' · ');
+  }
+
   summary(): RunSummary {
     return {
       runId: this.runId,

@@ -7,13 +7,16 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { activityOptionIssues, retryPolicyOf, type ActivityOptionIssue } from '../pipelines/activity-options';
 import type { Plan, PlannedStage } from '../pipelines/plan';
 import { PipelineRun } from './pipeline-run';
 import { runIdFromWorkflowId } from './run-id';
+import { PIPELINE_ATTRIBUTE, RUN_ID_ATTRIBUTE } from './search-attributes';
 import type { ArtifactRef, RunSummary, StageActivity, StageOutcome, StageResult } from './types';
 
 /** Input of one pipeline run: a validated plan. */
@@ -36,6 +39,12 @@ export const progressQuery = defineQuery<RunSummary>('progress');
 export const ACTIVITY_OPTIONS_GUARD_PATCH = 'activity-options-guard';
 
 /** Errors that no retry can fix; activities throw them as non-retryable ApplicationFailures too. */
+/**
+ * Marks runs that record their run id as a search attribute when their starter could not (a
+ * schedule's tick: the id derives from the workflow id the server gives it).
+ */
+export const RUN_ID_ATTRIBUTE_PATCH = 'run-id-search-attribute';
+
 export const NON_RETRYABLE_ERROR_TYPES = ['BadInput', 'IntegrityError', 'GateFailed'];
 
 /**
@@ -49,6 +58,10 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
   const runId = input.runId ?? runIdFromWorkflowId(workflowId);
   const run = new PipelineRun(runId, workflowId, plan);
   setHandler(progressQuery, () => run.summary());
+  recordRunId(runId);
+  // What the Temporal UI shows as the run's current details; the SDK sends it with each workflow task.
+  const showProgress = () => setCurrentDetails(run.currentDetails());
+  showProgress();
 
   const results = new Map<string, Promise<StageResult | undefined>>();
   const runStage = async (stage: PlannedStage): Promise<StageResult | undefined> => {
@@ -58,6 +71,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
       return undefined;
     }
     run.start(stage.name);
+    showProgress();
     // A plan that skipped validation: the server would refuse the activity and the workflow task
     // would fail again and again, or a safety (heartbeats, bounded retries) would be off.
     const invalid = activityOptionIssues(stage.activity);
@@ -89,6 +103,8 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
       if (isCancellation(err)) run.cancel(stage.name);
       else run.fail(stage.name, describeFailure(err), attemptsOf(err, stage));
       return undefined;
+    } finally {
+      showProgress();
     }
   };
   for (const stage of plan.stages) results.set(stage.name, runStage(stage));
@@ -100,9 +116,11 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
   }
   if (CancellationScope.current().consideredCancelled) {
     run.markCancelled();
+    showProgress();
     throw new CancelledFailure(`run ${runId} was cancelled`);
   }
   const summary = run.finish();
+  showProgress();
   if (summary.status === 'failed') {
     const failed = Object.entries(summary.stages).filter(([, s]) => s.status === 'failed');
     throw ApplicationFailure.create({
@@ -120,11 +138,20 @@ function stageActivity(stage: PlannedStage, queuePrefix: string): StageActivity 
   const activities = proxyActivities<Record<string, StageActivity>>({
     taskQueue: `${queuePrefix}${activity.taskQueue}`,
     activityId: stage.name,
+    // The Temporal UI labels each activity with this instead of its type (`finetune`, `evaluate`).
+    summary: `${stage.name} (${stage.type})`,
     startToCloseTimeout: activity.startToCloseTimeoutMs,
     heartbeatTimeout: activity.heartbeatTimeoutMs,
     retry: { ...retryPolicyOf(activity.retry), nonRetryableErrorTypes: NON_RETRYABLE_ERROR_TYPES },
   });
   return activities[stage.type];
+}
+
+/** A scheduled run has the pipeline attribute from its schedule but not its run id: add it. */
+function recordRunId(runId: string): void {
+  const attributes = workflowInfo().typedSearchAttributes;
+  if (attributes.get(PIPELINE_ATTRIBUTE) === undefined || attributes.get(RUN_ID_ATTRIBUTE) !== undefined) return;
+  if (patched(RUN_ID_ATTRIBUTE_PATCH)) upsertSearchAttributes([{ key: RUN_ID_ATTRIBUTE, value: runId }]);
 }
 
 function invalidOptionsMessage(stage: string, issues: ActivityOptionIssue[]): string {

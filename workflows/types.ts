@@ -119,4 +119,6 @@ export interface RunSummary {
   /** Set when a stage ended the run early with nothing left to do, e.g. `{ stage: 'collect', reason: 'nothing new since the last cycle' }`. */
   endedEarly?: { stage: string; reason: string };
   stages: Record<string, StageProgress>;
+  /** Why a running run does not move (no worker polls the queue it waits on); filled in by clients. */
+  waiting?: string;
 }

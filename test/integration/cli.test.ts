@@ -81,8 +81,10 @@ test('run warns when no worker polls a queue it needs, and cancel stops the run'
   expect(started.stderr).toMatch(/no worker polls the "cancel-\w+-gpu" queue.*tempered worker --queue gpu/);
   const runId = started.stdout.trim();
 
-  const cancelled = await tempered(['cancel', runId], isolated);
-  expect(cancelled.code).toBe(0);
+  // No worker yet: the request is recorded, and cancel says the run has not ended and why.
+  const cancelled = await tempered(['cancel', runId, '--wait', '0'], isolated);
+  expect(cancelled.code).toBe(1);
+  expect(cancelled.stdout).toMatch(/still running after 0 s: no worker polls task queue "cancel-\w+-cpu"/);
   // The workflow task runs when a worker comes; cancellation is then delivered at once.
   const gpu = spawnTempered(['worker', '--queue', 'all'], isolated);
   workers.push(gpu);

@@ -100,3 +100,19 @@ describe('PipelineRun', () => {
     expect(run.summary().stages.clean.note).toBeUndefined();
   });
 });
+
+describe('PipelineRun.currentDetails (the Temporal UI line)', () => {
+  test('counts finished stages and names the running and failed ones', () => {
+    const run = new PipelineRun('r3', 'wf-3', plan);
+    expect(run.currentDetails()).toBe('0/4 stages done');
+    run.start('collect');
+    run.start('other');
+    run.succeed('other', { ...outcome(), cachedFrom: 'r0' });
+    expect(run.currentDetails()).toBe('1/4 stages done · running collect · 1 from cache');
+    run.fail('collect', 'boom', 3);
+    run.skip('clean');
+    run.skip('split');
+    run.finish();
+    expect(run.currentDetails()).toBe('failed: 1/4 stages done · failed collect · 1 from cache');
+  });
+});

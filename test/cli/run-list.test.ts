@@ -1,0 +1,32 @@
+import { formatRunList } from '../../cli/run-list';
+import { formatSince, listQuery } from '../../cli/runs';
+
+describe('list', () => {
+  test('filters become one visibility query on the search attributes and ExecutionStatus', () => {
+    expect(listQuery()).toBe("WorkflowType = 'pipelineWorkflow'");
+    expect(listQuery({ pipeline: 'spam-filter', status: 'failed' })).toBe(
+      "WorkflowType = 'pipelineWorkflow' AND TemperedPipeline = 'spam-filter' AND (ExecutionStatus = 'Failed' OR ExecutionStatus = 'TimedOut')",
+    );
+    // A terminated run counts as cancelled.
+    expect(listQuery({ status: 'cancelled' })).toContain("(ExecutionStatus = 'Canceled' OR ExecutionStatus = 'Terminated')");
+  });
+
+  test('rows line up under a header; a running run has no duration yet', () => {
+    const text = formatRunList([
+      { workflowId: 'p--a', runId: 'a', pipeline: 'spam-filter', status: 'succeeded', startedAt: '2026-12-03T10:00:00.000Z', endedAt: '2026-12-03T10:06:28.000Z' },
+      { workflowId: 'q--bb', runId: 'bb', pipeline: 'q', status: 'running', startedAt: '2026-12-03T11:00:00.000Z' },
+    ]);
+    expect(text.split('\n')).toEqual([
+      'RUN  PIPELINE     STATUS     STARTED                  TOOK',
+      'a    spam-filter  succeeded  2026-12-03 10:00:00 UTC  6 m 28 s',
+      'bb   q            running    2026-12-03 11:00:00 UTC',
+    ]);
+  });
+
+  test('waiting times read as a time and how long ago', () => {
+    const now = new Date('2026-12-03T12:10:00Z');
+    expect(formatSince(new Date('2026-12-03T12:09:15Z'), now)).toBe('2026-12-03 12:09:15 UTC, 45 s ago');
+    expect(formatSince(new Date('2026-12-03T12:04:00Z'), now)).toBe('2026-12-03 12:04:00 UTC, 6 min ago');
+    expect(formatSince(new Date('2026-12-03T09:10:00Z'), now)).toBe('2026-12-03 09:10:00 UTC, 3.0 h ago');
+  });
+});
