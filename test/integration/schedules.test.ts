@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { describeSchedule, triggerSchedule } from '../../cli/schedules';
 import { getRunSummary } from '../../cli/runs';
 import { tempered } from '../support/cli';
+import { PIPELINE_ATTRIBUTE, RUN_ID_ATTRIBUTE } from '../../workflows/search-attributes';
 import { startHarness, waitForSummary, type Harness } from '../support/harness';
 
 // Recurring runs on real Temporal Schedules, driven through the CLI.
@@ -51,6 +52,9 @@ stages:
   expect(summary.pipeline).toBe(name);
   expect(summary.runId).toMatch(new RegExp(`^${name}-\\d{4}-\\d\\d-\\d\\dT\\d{6}Z$`));
   expect(summary.stages.tick.outputs).toEqual([]);
+  // The schedule gives each run its pipeline attribute; the run adds its own id, known once started.
+  const attributes = (await h.client.workflow.getHandle(run.workflowId).describe()).typedSearchAttributes;
+  expect([attributes.get(PIPELINE_ATTRIBUTE), attributes.get(RUN_ID_ATTRIBUTE)]).toEqual([name, summary.runId]);
 
   // status finds a scheduled run by its run id
   const status = await tempered(['status', summary.runId, '--json'], env);
