@@ -1,5 +1,6 @@
 import type { RunSummary } from '../workflows/types';
 import { describeStage } from './progress-view';
+import { buildReportModel, computeLifts, type Lift } from './report/report-model';
 
 /** A human-readable summary: one line per stage, with outputs and the metrics worth a glance. */
 export function formatSummary(summary: RunSummary): string {
@@ -21,34 +22,37 @@ export function formatBytes(bytes: number): string {
 }
 
 /**
- * The numbers a demo run is for: each evaluation's accuracy/F1 (or perplexity), the two-phase
- * lift, distillation and quantization trade-offs, training throughput. Empty if none apply.
+ * The numbers a demo run is for: each evaluation's accuracy/F1 (or perplexity), the declared
+ * comparisons' lifts (with their bootstrap interval when `lifts` come from a report that read the
+ * predictions), distillation and quantization trade-offs, training throughput. A result worse than
+ * its baseline says so. Empty if none apply.
  */
-export function formatHeadline(summary: RunSummary): string {
+export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = computeLifts(buildReportModel(summary).evaluations, summary.comparisons)): string {
   const lines: string[] = [];
   const stages = Object.entries(summary.stages).filter(([, s]) => s.status === 'succeeded' || s.status === 'cached');
   const num = (v: unknown, digits = 3) => (typeof v === 'number' ? v.toFixed(digits) : '?');
+  const signed = (v: number, digits = 3) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
   for (const [name, s] of stages) {
     const m = s.metrics as Record<string, any>;
     if (s.type === 'evaluate') {
       const task = typeof m.macroF1 === 'number' ? `accuracy ${num(m.accuracy)}  macro-F1 ${num(m.macroF1)}` : `perplexity ${num(m.perplexity, 1)}`;
-      const robust = m.robustness ? `  (perturbed: macro-F1 -${num(m.robustness.drop.macroF1)})` : '';
+      const robust = typeof m.robustness?.drop?.macroF1 === 'number' ? `  (perturbed inputs: macro-F1 ${signed(-m.robustness.drop.macroF1)})` : '';
       lines.push(`  ${name}: ${task}${robust}  [${formatBytes(m.modelBytes ?? 0)}]`);
     } else if (s.type === 'finetune' || s.type === 'distill') {
       lines.push(`  ${name}: ${m.steps} steps, ${m.tokensPerSec} tokens/s on ${m.backend}${m.threads > 1 ? ` (${m.threads} threads)` : ''}, ${m.parameters} parameters${m.trainableFraction < 1 ? `, ${(m.trainableFraction * 100).toFixed(1)}% trainable` : ''}`);
-      if (s.type === 'distill') lines.push(`    student/teacher macro-F1 ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);
+      if (s.type === 'distill') lines.push(`    student/teacher macro-F1 on the validation split ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);
     } else if (s.type === 'quantize') {
-      lines.push(`  ${name}: ${formatBytes(m.bytesBefore)} -> ${formatBytes(m.bytesAfter)} (${(m.reduction * 100).toFixed(1)}% smaller), macro-F1 ${m.metricDelta >= 0 ? '+' : ''}${num(m.metricDelta)}`);
+      const slower = typeof m.latencyBeforeMs === 'number' && typeof m.latencyAfterMs === 'number' && m.latencyAfterMs > m.latencyBeforeMs;
+      const latency = typeof m.latencyAfterMs === 'number' ? `, latency ${num(m.latencyBeforeMs, 2)} -> ${num(m.latencyAfterMs, 2)} ms${slower ? '  WORSE: slower than the float model' : ''}` : '';
+      lines.push(`  ${name}: ${formatBytes(m.bytesBefore)} -> ${formatBytes(m.bytesAfter)} (${(m.reduction * 100).toFixed(1)}% smaller), macro-F1 ${signed(m.metricDelta)}${latency}`);
     }
   }
-  const f1 = (name: string) => (summary.stages[name]?.metrics as { macroF1?: number } | undefined)?.macroF1;
-  for (const [name] of stages) {
-    if (!name.includes('two-phase')) continue;
-    const single = name.replace('two-phase', 'single-phase');
-    const [two, one] = [f1(name), f1(single)];
-    if (typeof two === 'number' && typeof one === 'number') {
-      lines.push(`  two-phase vs single-phase macro-F1: ${two.toFixed(3)} vs ${one.toFixed(3)} (${two >= one ? '+' : ''}${(((two - one) / one) * 100).toFixed(1)}% relative)`);
-    }
+  for (const l of lifts) {
+    if (l.metric !== 'macroF1' && l.metric !== 'perplexity' && !(l.metric === 'accuracy' && !lifts.some((o) => o.comparison === l.comparison && o.metric === 'macroF1'))) continue;
+    const interval = l.interval?.ok ? `; 95% CI ${signed(l.interval.low)} to ${signed(l.interval.high)}` : '';
+    lines.push(
+      `  ${l.comparison}: ${l.metric} ${num(l.baselineValue)} -> ${num(l.candidateValue)} (${signed(l.absolute)}, ${signed(l.relative * 100, 1)}% relative${interval})${l.worse ? '  WORSE than the baseline' : ''}`,
+    );
   }
   return lines.length ? ['headline:', ...lines].join('\n') : '';
 }

@@ -2,7 +2,7 @@ import type { RetryPolicy } from '@temporalio/common';
 import { canonicalJson, sha256Hex } from './canonical-json';
 import { dependenciesOf, readsOf, referencesOf, topologicalOrder } from './graph';
 import type { LoadedSpec } from './load';
-import { COMMON_STAGE_KEYS, type StageType } from './schema';
+import { COMMON_STAGE_KEYS, type Comparison, type StageType } from './schema';
 
 /**
  * Version of each stage type's implementation. Bump it when a stage's outputs would change for
@@ -16,7 +16,7 @@ export const IMPLEMENTATION_VERSIONS: Record<StageType, number> = {
   noop: 1,
   tokenizer: 1,
   finetune: 2, // 2: the loss history is the `curves` artifact, no longer in metrics
-  evaluate: 1,
+  evaluate: 2, // 2: per-record predictions as the `predictions` output
   distill: 2,
   quantize: 1,
   command: 2, // 2: redaction, directory outputs, the curves output
@@ -78,6 +78,8 @@ export interface Plan {
   stages: PlannedStage[];
   /** Waves of stages that can run in parallel, for display. */
   levels: string[][];
+  /** Comparisons the report makes (`report.compare`); plans made before it have none. */
+  comparisons?: Comparison[];
 }
 
 /** Options of `planPipeline`. */
@@ -142,6 +144,7 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
     queuePrefix: options.queuePrefix ?? '',
     stages,
     levels: levelsOf(stages),
+    ...(spec.report && spec.report.compare.length > 0 ? { comparisons: spec.report.compare } : {}),
   };
 }
 

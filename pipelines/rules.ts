@@ -25,7 +25,36 @@ export function checkRules(raw: unknown): RuleProblem[] {
   if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [...keys, ...retry];
   // Without a prototype, a reference to "constructor" or "toString" is not found on every map.
   const stages: Record<string, RawStage> = Object.assign(Object.create(null) as Record<string, RawStage>, stagesValue);
-  return [...keys, ...retry, ...graphRules(stages), ...dataRules(stages), ...trainingRules(stages)];
+  return [...keys, ...retry, ...graphRules(stages), ...dataRules(stages), ...trainingRules(stages), ...reportRules(raw as Record<string, unknown>, stages)];
+}
+
+/** `report.compare`: both sides name evaluate stages of this spec, and not the same one. */
+function reportRules(raw: Record<string, unknown>, stages: Record<string, RawStage>): RuleProblem[] {
+  const compare = (raw.report as { compare?: unknown } | null | undefined)?.compare;
+  if (!Array.isArray(compare)) return [];
+  const problems: RuleProblem[] = [];
+  const evaluations = Object.keys(stages).filter((name) => stages[name]?.type === 'evaluate');
+  compare.forEach((entry, i) => {
+    if (!entry || typeof entry !== 'object') return;
+    const { candidate, baseline } = entry as Record<string, unknown>;
+    for (const [field, ref] of [['candidate', candidate], ['baseline', baseline]] as const) {
+      if (typeof ref !== 'string') continue;
+      const type = stages[ref]?.type;
+      if (type === 'evaluate') continue;
+      const listed = evaluations.length > 0 ? `evaluate stages in this spec: ${evaluations.join(', ')}` : 'this spec has no evaluate stage';
+      problems.push({
+        path: ['report', 'compare', i, field],
+        message:
+          type === undefined
+            ? `unknown stage "${ref}"${didYouMean(ref, evaluations)}; a comparison names evaluate stages (${listed})`
+            : `"${ref}" is ${withArticle(String(type))} stage; a comparison names evaluate stages (${listed})`,
+      });
+    }
+    if (typeof candidate === 'string' && candidate === baseline) {
+      problems.push({ path: ['report', 'compare', i, 'baseline'], message: `candidate and baseline are both "${candidate}"; compare two different evaluations` });
+    }
+  });
+  return problems;
 }
 
 /**

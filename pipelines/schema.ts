@@ -163,6 +163,29 @@ export const ScheduleSchema = z
   .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'give exactly one of "cron" or "every"');
 export type ScheduleBlock = z.infer<typeof ScheduleSchema>;
 
+/** Metrics a comparison can be made on: every evaluate stage reports some of them. */
+export const COMPARABLE_METRICS = ['accuracy', 'macroF1', 'perplexity', 'bleu', 'rougeL'] as const;
+
+/** One comparison the report and the headline make: a candidate evaluation against its baseline. */
+export const ComparisonSchema = z.strictObject({
+  /** What the comparison shows, e.g. `two-phase vs single-phase`. Default `<candidate> vs <baseline>`. */
+  name: z.string().min(1).max(120).optional(),
+  /** The evaluate stage of the model being judged. */
+  candidate: z.string().min(1),
+  /** The evaluate stage it is judged against (same split, same records). */
+  baseline: z.string().min(1),
+  /** Metrics to compare. Default: those both stages report, of accuracy, macroF1, perplexity, bleu, rougeL. */
+  metrics: z.array(z.enum(COMPARABLE_METRICS)).min(1).optional(),
+});
+export type Comparison = z.infer<typeof ComparisonSchema>;
+
+/** What the run report and the CLI headline show beyond every stage's own numbers. */
+export const ReportSchema = z.strictObject({
+  /** Evaluations compared pairwise, with the lift and its 95% bootstrap interval. */
+  compare: z.array(ComparisonSchema).default([]),
+});
+export type ReportBlock = z.infer<typeof ReportSchema>;
+
 export const PipelineSpecSchema = z.strictObject({
   /** Spec format version. Must be `tempered.dev/v1`. */
   apiVersion: z.literal(API_VERSION),
@@ -176,6 +199,8 @@ export const PipelineSpecSchema = z.strictObject({
   defaults: DefaultsSchema.prefault({}),
   /** Run this pipeline on a recurring schedule (`tempered schedule create <spec>` without --cron/--every). */
   schedule: ScheduleSchema.optional(),
+  /** What the run report compares (`compare: [{ candidate, baseline }]`). Default none. */
+  report: ReportSchema.optional(),
   /** The stages, by name. Order does not matter; inputs define the graph. */
   stages: z.record(StageNameSchema, StageSchema).refine((stages) => Object.keys(stages).length > 0, 'a pipeline needs at least one stage'),
 });

@@ -20,7 +20,7 @@ export class PipelineRun {
     this.stages = Object.fromEntries(
       plan.stages.map((s) => [
         s.name,
-        { status: 'pending', type: s.type, taskQueue: s.activity.taskQueue, attempts: 0, cached: false, outputs: [], metrics: {} },
+        { status: 'pending', type: s.type, taskQueue: s.activity.taskQueue, attempts: 0, cached: false, outputs: [], metrics: {}, config: s.config },
       ]),
     );
   }
@@ -109,6 +109,7 @@ export class PipelineRun {
       startedAt: this.startedAt,
       endedAt: this.endedAt,
       ...(this.endedEarly ? { endedEarly: this.endedEarly } : {}),
+      ...(this.plan.comparisons ? { comparisons: this.plan.comparisons } : {}),
       stages: JSON.parse(JSON.stringify(this.stages)) as Record<string, StageProgress>,
     };
   }

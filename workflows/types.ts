@@ -106,6 +106,8 @@ export interface StageProgress {
   heartbeat?: unknown;
   /** Why a stage was skipped although nothing failed (the run ended early). */
   note?: string;
+  /** The stage's validated options (defaults applied), as planned: what ran. */
+  config?: Record<string, unknown>;
 }
 
 /** The summary `tempered run --json` and `tempered status --json` print. */
@@ -119,6 +121,8 @@ export interface RunSummary {
   /** Set when a stage ended the run early with nothing left to do, e.g. `{ stage: 'collect', reason: 'nothing new since the last cycle' }`. */
   endedEarly?: { stage: string; reason: string };
   stages: Record<string, StageProgress>;
+  /** What the report compares (the spec's `report.compare`), carried from the plan. */
+  comparisons?: Array<{ name?: string; candidate: string; baseline: string; metrics?: string[] }>;
   /** Why a running run does not move (no worker polls the queue it waits on); filled in by clients. */
   waiting?: string;
 }

@@ -23,6 +23,8 @@ import { optionsOf } from '../stage-options';
 import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } from './model-artifacts';
 import { readDataset } from '../datasets';
 import { CURVES_OUTPUT, writeCurves } from '../curves';
+import { writeJsonl } from '../store';
+import { PREDICTIONS_OUTPUT, type PredictionRow } from './predictions';
 import { classifyExamples, labelsOf, lmExamples, sample } from './examples';
 import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './memory';
 
@@ -248,7 +250,7 @@ export const distillStage: StageImplementation = async (ctx) => {
 
 /** evaluate: task metrics, robustness to perturbed inputs, efficiency, and an optional gate. */
 export const evaluateStage: StageImplementation = async (ctx) => {
-  const options = ctx.input.config as EvaluateOptions;
+  const options = optionsOf(ctx.input, 'evaluate');
   const info = await initBackend('auto');
   const model = await loadModelArtifacts(ctx.store, inputOf(ctx, options.model, 'model').outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_a${ctx.attempt}`, merge: true });
   try {
@@ -259,6 +261,7 @@ export const evaluateStage: StageImplementation = async (ctx) => {
     const metrics: Metrics = { model: options.model, split: options.split, examples: records.length, objective, modelBytes: model.weightBytes, modelParameters: model.gpt.parameterCount(), backend: info.name };
     const started = Date.now();
     let tokens = 0;
+    let predictions: PredictionRow[] = [];
     ctx.progress({ phase: 'evaluating', examples: records.length });
     if (objective === 'classify') {
       const labels = model.labels!;
@@ -266,16 +269,17 @@ export const evaluateStage: StageImplementation = async (ctx) => {
         const examples = classifyExamples(texts, model.tokenizer, model.gpt.config.context, labels, options.split);
         tokens += examples.reduce((n, e) => n + e.tokens.length, 0);
         const predicted = predictClasses(model.gpt, examples);
-        return classificationReport(examples.map((e) => labels[e.label!]), predicted.map((p) => labels[p]), labels);
+        return { predicted: predicted.map((p) => labels[p]), report: classificationReport(examples.map((e) => labels[e.label!]), predicted.map((p) => labels[p]), labels) };
       };
-      const report = score(records);
+      const { predicted, report } = score(records);
+      predictions = records.map((r, i) => ({ id: r.id, label: r.label!, predicted: predicted[i], text: snippet(r.text) }));
       Object.assign(metrics, { accuracy: round(report.accuracy), macroF1: round(report.macroF1), perClass: report.perClass, confusion: report.confusion });
       if (options.robustness) {
         ctx.progress({ phase: 'evaluating perturbed copy', examples: records.length });
         const random = createRandom(seedFrom(ctx.input.seed, 'robustness'));
         const synonyms = options.robustness.synonyms > 0 ? loadWordNetSynonyms() : undefined;
         const perturbed = records.map((r) => ({ ...r, text: perturbText(r.text, options.robustness as never, random, synonyms).text }));
-        const shifted = score(perturbed);
+        const shifted = score(perturbed).report;
         metrics.robustness = {
           accuracy: round(shifted.accuracy),
           macroF1: round(shifted.macroF1),
@@ -298,11 +302,21 @@ export const evaluateStage: StageImplementation = async (ctx) => {
       metrics.gate = gate;
       if (!gate.passed) throw new GateFailedError(ctx.input.stage, gate.failures);
     }
-    return { outputs: {}, metrics };
+    // Per-record predictions: what the report's confidence intervals (a paired bootstrap between
+    // two evaluations of the same records) and sample predictions are computed from.
+    const outputs: Record<string, ArtifactRef> = {};
+    if (predictions.length > 0) outputs[PREDICTIONS_OUTPUT] = await writeJsonl(ctx.store, ctx.outputKey('predictions.jsonl'), predictions);
+    return { outputs, metrics };
   } finally {
     model.gpt.dispose();
   }
 };
+
+/** The first 240 characters of a text, on one line: enough to recognise a record in the report. */
+function snippet(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 240 ? `${line.slice(0, 239)}…` : line;
+}
 
 /** quantize: per-channel symmetric int8 weights; reports size, metric and latency deltas. */
 export const quantizeStage: StageImplementation = async (ctx) => {

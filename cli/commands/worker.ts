@@ -33,11 +33,12 @@ export function registerWorker(cli: Command): void {
       const summary = await local.runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
       if (summary && !opts.json) {
         const servers = await readServers(stateDir);
-        const headline = formatHeadline(summary);
+        // The report reads the predictions, so the headline's lifts carry their intervals.
+        const report = await local.writeReport(stateDir, summary);
+        const headline = formatHeadline(summary, report.model.lifts);
         if (headline) log(`\n${headline}`);
         log(`\nartifacts: ${process.env.TEMPERED_STORE}/runs/${summary.pipeline}/${summary.runId}/`);
         if (servers) log(`browse them in the MinIO console ${servers.minio.consoleUrl} (user ${servers.minio.accessKeyId}, password in ${path.join(stateDir, 'servers.json')})`);
-        const report = await local.writeReport(stateDir, summary);
         log(`report: ${report.htmlPath}`);
       }
       if (summary?.status !== 'succeeded') process.exitCode ??= EXIT.failed;

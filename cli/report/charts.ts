@@ -247,13 +247,16 @@ export function binaryTicks(lo: number, hi: number): number[] {
   return ticks;
 }
 
-/** How much each metric fell on perturbed inputs, in percentage points. */
-export function robustnessRows(evaluations: readonly Evaluation[]): Array<{ stage: string; metric: string; drop: number }> {
+/**
+ * How each metric changed on perturbed inputs, in percentage points: negative when it fell, the
+ * sign the evaluation table and the CLI headline use too.
+ */
+export function robustnessRows(evaluations: readonly Evaluation[]): Array<{ stage: string; metric: string; change: number }> {
   return evaluations.flatMap((e) => {
     const drop = e.robustness?.drop;
     return [
-      ...(drop?.accuracy === undefined ? [] : [{ stage: e.name, metric: 'accuracy', drop: drop.accuracy * 100 }]),
-      ...(drop?.macroF1 === undefined ? [] : [{ stage: e.name, metric: 'macro-F1', drop: drop.macroF1 * 100 }]),
+      ...(drop?.accuracy === undefined ? [] : [{ stage: e.name, metric: 'accuracy', change: -drop.accuracy * 100 }]),
+      ...(drop?.macroF1 === undefined ? [] : [{ stage: e.name, metric: 'macro-F1', change: -drop.macroF1 * 100 }]),
     ];
   });
 }
@@ -261,12 +264,12 @@ export function robustnessRows(evaluations: readonly Evaluation[]): Array<{ stag
 export function robustnessChart(evaluations: readonly Evaluation[]): ChartSpec | undefined {
   const rows = robustnessRows(evaluations);
   if (rows.length === 0) return undefined;
-  const title = 'Robustness: drop on perturbed inputs';
+  const title = 'Robustness: change on perturbed inputs';
   const stages = [...new Set(rows.map((r) => r.stage))];
   return {
     id: 'robustness',
     title,
-    description: `Drop in accuracy and macro-F1, in percentage points, when the test inputs carry typos, synonym swaps and case flips, for ${stages.join(', ')}.`,
+    description: `Change in accuracy and macro-F1, in percentage points (negative: worse), when the test inputs carry typos, synonym swaps and case flips, for ${stages.join(', ')}.`,
     spec: {
       $schema: SCHEMA,
       title,
@@ -277,11 +280,11 @@ export function robustnessChart(evaluations: readonly Evaluation[]): ChartSpec |
       encoding: {
         x: { field: 'stage', type: 'nominal', title: null, sort: stages, axis: { labelAngle: 0, labelLimit: 0 } },
         xOffset: { field: 'metric', type: 'nominal', sort: ['accuracy', 'macro-F1'] },
-        y: { field: 'drop', type: 'quantitative', title: 'drop (points)' },
+        y: { field: 'change', type: 'quantitative', title: 'change (points)' },
       },
       layer: [
         { mark: { type: 'bar', width: { band: 0.9 } }, encoding: { color: { field: 'metric', type: 'nominal', title: null, scale: { range: ['#e45756', '#f58518'] } } } },
-        { mark: { type: 'text', dy: -6, fontSize: 11 }, encoding: { text: { field: 'drop', type: 'quantitative', format: '.1f' } } },
+        { mark: { type: 'text', dy: -6, fontSize: 11 }, encoding: { text: { field: 'change', type: 'quantitative', format: '+.1f' } } },
       ],
     },
   };

@@ -101,6 +101,8 @@ tr.metrics td { padding-top: 0; padding-bottom: 7px; font-size: 12px; color: #37
 .muted { color: var(--muted); }
 .lift { font-size: 15px; margin: 10px 0; }
 .error { color: var(--bad); }
+.worse { color: var(--bad); font-weight: 600; }
+tr.wrong td { background: #fef2f2; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 `;
 
@@ -132,12 +134,11 @@ function renderHeadline(model: ReportModel): string {
       ...(best.accuracy !== undefined && metric !== 'accuracy' ? [`accuracy ${formatPercent(best.accuracy)}`] : []),
     ]));
   }
-  const liftPairs = groupLifts(model.lifts);
-  for (const lifts of liftPairs) {
-    const lead = lifts.find((l) => l.metric === 'accuracy') ?? lifts[0];
-    cards.push(card('Two-phase lift', `${formatSignedPercent(lead.relative)} <span class="unit">${metricName(lead.metric)}, relative</span>`, [
-      ...lifts.map((l) => `${metricName(l.metric)} ${formatPercent(l.singlePhaseValue)} → ${formatPercent(l.twoPhaseValue)} (${formatPoints(l.absolute)}, ${formatSignedPercent(l.relative)})`),
-      `<code>${esc(lead.twoPhase)}</code> vs <code>${esc(lead.singlePhase)}</code>`,
+  for (const lifts of groupLifts(model.lifts)) {
+    const lead = lifts.find((l) => l.metric === 'macroF1') ?? lifts.find((l) => l.metric === 'accuracy') ?? lifts[0];
+    cards.push(card(lead.comparison, `<span class="${lead.worse ? 'worse' : ''}">${formatSignedPercent(lead.relative)}</span> <span class="unit">${metricName(lead.metric)}, relative</span>`, [
+      ...lifts.map(describeLift),
+      `<code>${esc(lead.candidate)}</code> vs <code>${esc(lead.baseline)}</code>`,
     ]));
   }
   for (const q of model.quantizations) {
@@ -147,7 +148,7 @@ function renderHeadline(model: ReportModel): string {
     cards.push(card('Quantized size', esc(size.factor ?? size.saved), [
       ...(size.detail ? [esc(`${size.detail} (${size.saved})`)] : []),
       ...(change ? [esc(change)] : []),
-      ...(q.latencyBeforeMs !== undefined && q.latencyAfterMs !== undefined ? [`latency ${formatNumber(q.latencyBeforeMs)} → ${formatNumber(q.latencyAfterMs)} ms`] : []),
+      ...(q.latencyBeforeMs !== undefined && q.latencyAfterMs !== undefined ? [describeLatency(q.latencyBeforeMs, q.latencyAfterMs)] : []),
       `<code>${esc(q.name)}</code>${q.model ? ` of <code>${esc(q.model)}</code>` : ''}`,
     ]));
   }
@@ -155,7 +156,7 @@ function renderHeadline(model: ReportModel): string {
     if (d.speedup === undefined && d.studentTeacherRatio === undefined) continue;
     cards.push(card('Distilled student', esc(d.speedup !== undefined ? `${formatNumber(d.speedup)}× faster` : `${formatPercent(d.studentTeacherRatio!)} of the teacher's F1`), [
       ...(d.studentParameters !== undefined && d.teacherParameters !== undefined ? [esc(`${formatCount(d.studentParameters)} vs ${formatCount(d.teacherParameters)} parameters`)] : []),
-      ...(d.studentTeacherRatio !== undefined && d.speedup !== undefined ? [esc(`keeps ${formatPercent(d.studentTeacherRatio)} of the teacher's validation F1`)] : []),
+      ...(d.studentTeacherRatio !== undefined && d.speedup !== undefined ? [esc(`keeps ${formatPercent(d.studentTeacherRatio)} of the teacher's macro-F1 on the whole validation split`)] : []),
       `<code>${esc(d.name)}</code>`,
     ]));
   }
@@ -209,7 +210,33 @@ function renderTraining(model: ReportModel, figure: FigureOf): string {
 <div class="figures">${figure('loss-curves')}${figure('learning-rate')}</div>
 <h3>Training stages</h3>
 ${tableHtml}
+${renderTrainingConfig(model)}
 </section>`;
+}
+
+/** Each training stage's options as planned (defaults applied): what produced the curves above. */
+function renderTrainingConfig(model: ReportModel): string {
+  const rows = model.training.flatMap((t) => {
+    const config = model.summary.stages[t.name]?.config;
+    return config ? [{ name: t.name, settings: flattenConfig(config) }] : [];
+  });
+  if (rows.length === 0) return '';
+  return `<h3>Training configuration</h3>
+${table(rows, [
+  { header: 'stage', cell: (r) => code(r.name), html: true },
+  { header: 'options (defaults applied)', cell: (r) => `<ul class="kv">${r.settings.map(([k, v]) => `<li><b>${esc(k)}</b> ${esc(v)}</li>`).join('')}</ul>`, html: true },
+])}`;
+}
+
+/** `{ optimizer: { lr: 0.001 } }` -> `[['optimizer.lr', '0.001']]`; lists are joined. */
+export function flattenConfig(config: Record<string, unknown>, prefix = ''): Array<[string, string]> {
+  return Object.entries(config).flatMap(([key, value]): Array<[string, string]> => {
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (value === undefined || value === null) return [];
+    if (isRecord(value)) return flattenConfig(value, name);
+    if (Array.isArray(value)) return [[name, value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ')]];
+    return [[name, String(value)]];
+  });
 }
 
 function renderEvaluation(model: ReportModel, figure: FigureOf): string {
@@ -217,8 +244,9 @@ function renderEvaluation(model: ReportModel, figure: FigureOf): string {
   if (evaluations.length === 0) return '';
   const lifts = groupLifts(model.lifts)
     .map((group) => {
-      const parts = group.map((l) => `${metricName(l.metric)} <b>${formatPoints(l.absolute)}</b> (${formatSignedPercent(l.relative)} relative, ${formatPercent(l.singlePhaseValue)} → ${formatPercent(l.twoPhaseValue)})`);
-      return `<p class="lift">Two-phase vs single-phase (<code>${esc(group[0].twoPhase)}</code> vs <code>${esc(group[0].singlePhase)}</code>): ${parts.join('; ')}.</p>`;
+      const reasons = [...new Set(group.flatMap((l) => (l.interval && !l.interval.ok ? [l.interval.reason] : [])))];
+      const note = reasons.length > 0 ? `\n<p class="muted">No confidence interval: ${esc(reasons.join('; '))}.</p>` : '';
+      return `<p class="lift">${esc(group[0].comparison)} (<code>${esc(group[0].candidate)}</code> vs <code>${esc(group[0].baseline)}</code>): ${group.map(describeLift).join('; ')}.</p>${note}`;
     })
     .join('\n');
   const tableHtml = table(evaluations, [
@@ -229,8 +257,8 @@ function renderEvaluation(model: ReportModel, figure: FigureOf): string {
     { header: 'perplexity', cell: (e) => opt(e.perplexity, formatNumber), numeric: true },
     { header: 'BLEU', cell: (e) => opt(e.bleu, formatNumber), numeric: true },
     { header: 'ROUGE-1/2/L', cell: (e) => (e.rouge ? [e.rouge.rouge1, e.rouge.rouge2, e.rouge.rougeL].map((v) => opt(v, formatNumber) ?? '–').join(' / ') : undefined), numeric: true },
-    { header: 'acc drop', cell: (e) => opt(e.robustness?.drop?.accuracy, (v) => formatPoints(-v)), numeric: true },
-    { header: 'F1 drop', cell: (e) => opt(e.robustness?.drop?.macroF1, (v) => formatPoints(-v)), numeric: true },
+    { header: 'perturbed acc', cell: (e) => opt(e.robustness?.drop?.accuracy, (v) => formatPoints(-v)), numeric: true },
+    { header: 'perturbed F1', cell: (e) => opt(e.robustness?.drop?.macroF1, (v) => formatPoints(-v)), numeric: true },
     { header: 'samples/s', cell: (e) => opt(e.efficiency?.samplesPerSec, formatNumber), numeric: true },
     { header: 'peak RSS', cell: (e) => opt(e.efficiency?.peakRssBytes, formatBytes), numeric: true },
     { header: 'model size', cell: (e) => opt(e.modelBytes, formatBytes), numeric: true },
@@ -248,7 +276,35 @@ ${lifts}
 ${tableHtml}
 ${gates.join('\n')}
 ${confusions.length > 0 ? `<h3>Confusion matrices and per-class scores</h3>\n<div class="figures">${confusions.join('\n')}</div>` : ''}
+${renderSamplePredictions(model)}
 </section>`;
+}
+
+/** How many records the sample table shows per evaluation: the first wrong ones, then right ones. */
+export const SAMPLE_PREDICTIONS = 8;
+
+/** A few test records with the true and predicted label, for the best evaluation and every comparison's candidate. */
+function renderSamplePredictions(model: ReportModel): string {
+  const wanted = new Set([bestEvaluation(model.evaluations)?.name, ...model.lifts.map((l) => l.candidate)]);
+  const parts = model.evaluations
+    .filter((e) => wanted.has(e.name) && e.predictions)
+    .map((e) => {
+      const rows = samplePredictions(e.predictions!, SAMPLE_PREDICTIONS);
+      const wrong = e.predictions!.filter((r) => r.label !== r.predicted).length;
+      return `<h3>Sample predictions: <code>${esc(e.name)}</code> <span class="muted">(${formatCount(wrong)} of ${formatCount(e.predictions!.length)} wrong; the first wrong ones shown first)</span></h3>
+<div class="scroll"><table class="wide">
+<thead><tr><th>record</th><th>text</th><th>true</th><th>predicted</th></tr></thead>
+<tbody>${rows.map((r) => `<tr${r.label === r.predicted ? '' : ' class="wrong"'}><td>${code(r.id)}</td><td>${esc(r.text ?? '')}</td><td>${esc(r.label)}</td><td>${esc(r.predicted)}${r.label === r.predicted ? ' ✓' : ' ✗'}</td></tr>`).join('\n')}</tbody>
+</table></div>`;
+    });
+  return parts.join('\n');
+}
+
+/** Up to `n` rows: half wrong (as many as there are), the rest right, in the evaluation's order. */
+export function samplePredictions<R extends { label: string; predicted: string }>(rows: readonly R[], n: number): R[] {
+  const wrong = rows.filter((r) => r.label !== r.predicted).slice(0, Math.ceil(n / 2));
+  const right = rows.filter((r) => r.label === r.predicted).slice(0, n - wrong.length);
+  return [...wrong, ...right];
 }
 
 function perClassTable(e: Evaluation): string {
@@ -315,9 +371,10 @@ ${table(model.distillations, [
   { header: 'teacher parameters', cell: (d) => opt(d.teacherParameters, formatCount), numeric: true },
   { header: 'student parameters', cell: (d) => opt(d.studentParameters, formatCount), numeric: true },
   { header: 'compression', cell: (d) => opt(d.compression, (v) => `${formatNumber(v)}×`), numeric: true },
-  { header: 'teacher val F1', cell: (d) => opt(d.teacherMetric, (v) => formatPercent(v)), numeric: true },
-  { header: 'student val F1', cell: (d) => opt(d.studentMetric, (v) => formatPercent(v)), numeric: true },
+  { header: 'teacher F1 (validation)', cell: (d) => opt(d.teacherMetric, (v) => formatPercent(v)), numeric: true },
+  { header: 'student F1 (validation)', cell: (d) => opt(d.studentMetric, (v) => formatPercent(v)), numeric: true },
   { header: 'student / teacher', cell: (d) => opt(d.studentTeacherRatio, (v) => formatPercent(v)), numeric: true },
+  { header: 'student F1 (test)', cell: (d) => testScoreOf(model, d.name), html: true, numeric: true },
   { header: 'speedup', cell: (d) => opt(d.speedup, (v) => `${formatNumber(v)}×`), numeric: true },
 ])}`);
   }
@@ -333,7 +390,7 @@ ${table(model.quantizations, [
   { header: 'metric', cell: (q) => describeMetricChange(q) },
   { header: 'agreement', cell: (q) => opt(q.predictionAgreement, (v) => formatPercent(v)), numeric: true },
   { header: 'latency before', cell: (q) => opt(q.latencyBeforeMs, (v) => `${formatNumber(v)} ms`), numeric: true },
-  { header: 'latency after', cell: (q) => opt(q.latencyAfterMs, (v) => `${formatNumber(v)} ms`), numeric: true },
+  { header: 'latency after', cell: (q) => opt(q.latencyAfterMs, (v) => `${formatNumber(v)} ms${q.latencyBeforeMs !== undefined && v > q.latencyBeforeMs ? ' <span class="worse" title="the quantized model is slower than its float original">⚠ slower</span>' : ''}`), numeric: true, html: true },
 ])}`);
   }
   return parts.length > 0 ? `<section id="compression">\n<h2>Distillation and quantization</h2>\n${parts.join('\n')}\n</section>` : '';
@@ -496,14 +553,38 @@ function table<T>(rows: readonly T[], columns: ReadonlyArray<Column<T>>, classNa
   return `<div class="scroll"><table${className ? ` class="${className}"` : ''}>\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table></div>`;
 }
 
-/** Lifts grouped per (two-phase, single-phase) pair. */
+/** Lifts grouped per comparison, in declaration order. */
 function groupLifts(lifts: readonly Lift[]): Lift[][] {
   const groups = new Map<string, Lift[]>();
   for (const l of lifts) {
-    const key = `${l.twoPhase}\u0000${l.singlePhase}`;
+    const key = `${l.comparison}\u0000${l.candidate}\u0000${l.baseline}`;
     groups.set(key, [...(groups.get(key) ?? []), l]);
   }
   return [...groups.values()];
+}
+
+/** `macro-F1 88.8% → 85.3% (−3.5 pts, −3.9%; 95% CI −5.1 to −1.9 pts) ⚠ worse than the baseline` (HTML). */
+function describeLift(l: Lift): string {
+  const fraction = l.metric === 'accuracy' || l.metric === 'macroF1';
+  const show = (v: number) => (fraction ? formatPercent(v) : formatNumber(v));
+  const delta = fraction ? formatPoints(l.absolute) : signedNumber(l.absolute);
+  const interval = l.interval?.ok
+    ? `; 95% CI ${formatPoints(l.interval.low)} to ${formatPoints(l.interval.high)}, ${formatCount(l.interval.records)} records`
+    : '';
+  const noInterval = l.interval && !l.interval.ok ? ` <span class="muted" title="${esc(l.interval.reason)}">(no interval)</span>` : '';
+  const flag = l.worse ? ' <span class="worse">⚠ worse than the baseline</span>' : '';
+  return `${metricName(l.metric)} ${show(l.baselineValue)} → <b>${show(l.candidateValue)}</b> (${delta}, ${formatSignedPercent(l.relative)}${esc(interval)})${noInterval}${flag}`;
+}
+
+/** `latency 5.25 → 7.01 ms ⚠ slower` (HTML): a quantized model slower than its original is flagged. */
+function describeLatency(before: number, after: number): string {
+  return `latency ${formatNumber(before)} → ${formatNumber(after)} ms${after > before ? ' <span class="worse">⚠ slower than the float model</span>' : ''}`;
+}
+
+/** The test macro-F1 of the evaluate stage that scored `model`, with that stage's name. */
+function testScoreOf(model: ReportModel, stage: string): string | undefined {
+  const e = model.evaluations.find((x) => x.model === stage && x.macroF1 !== undefined);
+  return e ? `${formatPercent(e.macroF1!)}<br><span class="muted">${code(e.name)}</span>` : undefined;
 }
 
 function metricName(metric: string): string {

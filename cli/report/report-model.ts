@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { Metrics, RunSummary, StageProgress } from '../../workflows/types';
+import { pairedBootstrap, type BootstrapResult, type PredictionRow } from './bootstrap';
 
 // What the report shows, read out of a run summary. Stage metrics arrive as untyped JSON, so every
 // field is checked here once; a stage missing a field simply contributes nothing to the sections
@@ -72,6 +73,11 @@ export interface Evaluation {
   modelBytes?: number;
   modelParameters?: number;
   gate?: GateReport;
+  /** The split evaluated, and how many records. */
+  split?: string;
+  examples?: number;
+  /** Per-record predictions, when the report could read them from the store. */
+  predictions?: PredictionRow[];
 }
 
 export interface Distillation {
@@ -107,19 +113,28 @@ export interface Quantization {
   latencyAfterMs?: number;
 }
 
-export type LiftMetric = 'accuracy' | 'macroF1';
+export type LiftMetric = 'accuracy' | 'macroF1' | 'perplexity' | 'bleu' | 'rougeL';
 
-/** How much two-phase adaptation gained over single-phase on one metric. */
+/** Metrics where lower is better; a lift on them is still reported as candidate − baseline. */
+const LOWER_IS_BETTER: ReadonlySet<LiftMetric> = new Set(['perplexity']);
+
+/** How much a candidate evaluation gained over its baseline on one metric (a `report.compare` entry). */
 export interface Lift {
+  /** The comparison's name, e.g. `two-phase vs single-phase`. */
+  comparison: string;
   metric: LiftMetric;
-  twoPhase: string;
-  singlePhase: string;
-  twoPhaseValue: number;
-  singlePhaseValue: number;
-  /** twoPhase − singlePhase, in metric units (0.045 = 4.5 points). */
+  candidate: string;
+  baseline: string;
+  candidateValue: number;
+  baselineValue: number;
+  /** candidate − baseline, in metric units (0.045 = 4.5 points). */
   absolute: number;
-  /** absolute / singlePhase (0.049 = +4.9 %). */
+  /** absolute / baseline (0.049 = +4.9 %). */
   relative: number;
+  /** The candidate did worse than its baseline (lower, or higher where lower is better). */
+  worse: boolean;
+  /** 95% paired bootstrap interval of `absolute` over the test records, or why there is none. */
+  interval?: BootstrapResult;
 }
 
 export type PromotionMetric = 'accuracy' | 'macroF1';
@@ -206,31 +221,67 @@ export function buildReportModel(summary: RunSummary): ReportModel {
     evaluations,
     distillations: ofType('distill').flatMap(([name, s]) => readDistillation(name, s.metrics) ?? []),
     quantizations: ofType('quantize').flatMap(([name, s]) => readQuantization(name, s.metrics) ?? []),
-    lifts: computeLifts(evaluations),
+    lifts: computeLifts(evaluations, summary.comparisons),
     promotions: ofType('promote').flatMap(([name, s]) => readPromotion(name, s.metrics) ?? []),
   };
 }
 
+/** A comparison as the run summary carries it (the spec's `report.compare`). */
+export type ComparisonEntry = NonNullable<RunSummary['comparisons']>[number];
+
 /**
- * Two-phase vs single-phase lifts: for every pair of evaluate stages whose names differ only by
- * `two-phase` in one where the other has `single-phase` (`evaluate-two-phase` and
- * `evaluate-single-phase`), on each metric both report.
+ * Lifts of the declared comparisons, on each metric both evaluations report (or the ones the
+ * comparison lists). A run without declared comparisons (one from before `report.compare`) pairs
+ * evaluations by name, `…two-phase…` with `…single-phase…`, as it always did.
  */
-export function computeLifts(evaluations: readonly Evaluation[]): Lift[] {
+export function computeLifts(evaluations: readonly Evaluation[], comparisons?: readonly ComparisonEntry[]): Lift[] {
   const byName = new Map(evaluations.map((e) => [e.name, e]));
   const lifts: Lift[] = [];
-  for (const two of evaluations) {
-    for (const at of occurrences(two.name, 'two-phase')) {
-      const single = byName.get(`${two.name.slice(0, at)}single-phase${two.name.slice(at + 'two-phase'.length)}`);
-      if (!single) continue;
-      for (const metric of ['accuracy', 'macroF1'] as const) {
-        const [a, b] = [two[metric], single[metric]];
-        if (a === undefined || b === undefined) continue;
-        lifts.push({ metric, twoPhase: two.name, singlePhase: single.name, twoPhaseValue: a, singlePhaseValue: b, absolute: a - b, relative: b === 0 ? NaN : (a - b) / b });
-      }
+  for (const c of comparisons ?? pairsByName(evaluations)) {
+    const [candidate, baseline] = [byName.get(c.candidate), byName.get(c.baseline)];
+    if (!candidate || !baseline) continue;
+    const metrics = (c.metrics as LiftMetric[] | undefined) ?? (['accuracy', 'macroF1', 'perplexity', 'bleu', 'rougeL'] as const);
+    for (const metric of metrics) {
+      const [a, b] = [metricOf(candidate, metric), metricOf(baseline, metric)];
+      if (a === undefined || b === undefined) continue;
+      const absolute = a - b;
+      const interval = metric === 'accuracy' || metric === 'macroF1'
+        ? candidate.predictions && baseline.predictions
+          ? pairedBootstrap(candidate.predictions, baseline.predictions, metric)
+          : { ok: false as const, reason: 'per-record predictions are not available (an evaluation from before they were stored, or a report made without the store)' }
+        : undefined;
+      lifts.push(dropUndefined({
+        comparison: c.name ?? `${c.candidate} vs ${c.baseline}`,
+        metric,
+        candidate: c.candidate,
+        baseline: c.baseline,
+        candidateValue: a,
+        baselineValue: b,
+        absolute,
+        relative: b === 0 ? NaN : absolute / b,
+        worse: LOWER_IS_BETTER.has(metric) ? absolute > 0 : absolute < 0,
+        interval,
+      }));
     }
   }
   return lifts;
+}
+
+function metricOf(e: Evaluation, metric: LiftMetric): number | undefined {
+  return metric === 'rougeL' ? e.rouge?.rougeL : e[metric];
+}
+
+/** The old convention: `evaluate-two-phase` against `evaluate-single-phase`. */
+function pairsByName(evaluations: readonly Evaluation[]): ComparisonEntry[] {
+  const names = new Set(evaluations.map((e) => e.name));
+  const pairs: ComparisonEntry[] = [];
+  for (const two of evaluations) {
+    for (const at of occurrences(two.name, 'two-phase')) {
+      const single = `${two.name.slice(0, at)}single-phase${two.name.slice(at + 'two-phase'.length)}`;
+      if (names.has(single)) pairs.push({ name: 'two-phase vs single-phase', candidate: two.name, baseline: single, metrics: ['accuracy', 'macroF1'] });
+    }
+  }
+  return pairs;
 }
 
 /** Confusion matrix cells as chart rows, with the share of the true label's row. */
@@ -353,8 +404,18 @@ function readEvaluation(name: string, m: Metrics): Evaluation | undefined {
     modelBytes: num(m.modelBytes),
     modelParameters: num(m.modelParameters),
     gate: isRecord(m.gate) && typeof m.gate.passed === 'boolean' ? { passed: m.gate.passed, checks: Array.isArray(m.gate.checks) ? m.gate.checks : [] } : undefined,
+    split: str(m.split),
+    examples: num(m.examples),
+    predictions: readPredictions(m.predictions),
   });
   return Object.keys(evaluation).length > 1 ? evaluation : undefined;
+}
+
+/** Predictions the report read from the evaluation's `predictions` output (see `withPredictions`). */
+function readPredictions(value: unknown): PredictionRow[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const rows = value.filter((r): r is PredictionRow => isRecord(r) && typeof r.id === 'string' && typeof r.label === 'string' && typeof r.predicted === 'string');
+  return rows.length > 0 ? rows : undefined;
 }
 
 function readPerClass(value: unknown): Record<string, ClassScores> | undefined {

@@ -4,8 +4,9 @@ import type { RunSummary } from '../../workflows/types';
 import type { ArtifactStore } from '../../activities/store';
 import { buildCharts } from './charts';
 import { withCurves } from './curves';
+import { withPredictions } from './predictions';
 import { renderReportHtml, type RenderedChart } from './html';
-import { buildReportModel } from './report-model';
+import { buildReportModel, type ReportModel } from './report-model';
 import { renderChartSvg } from './svg-render';
 
 /** Where `writeRunReport` put the report. */
@@ -14,6 +15,8 @@ export interface RunReportFiles {
   htmlPath: string;
   /** `<outDir>/<chart id>.svg`: each figure on its own, in page order. */
   svgPaths: string[];
+  /** What the report shows, e.g. the lifts with their intervals, for the CLI's headline. */
+  model: ReportModel;
 }
 
 /** A run's default report folder would not be a folder directly inside the reports folder. */
@@ -44,11 +47,11 @@ export function defaultReportDir(reportsDir: string, runId: string): string {
 /**
  * Writes the report of a run: `index.html` plus one `.svg` per figure, into `outDir` (created if
  * missing; files of an earlier report there are overwritten). Sections whose data the summary
- * lacks are left out, so a data-only run gets a stage table and no charts. Loss curves are
- * artifacts: without `store` the report has none.
+ * lacks are left out, so a data-only run gets a stage table and no charts. Loss curves and
+ * per-record predictions are artifacts: without `store` the report has neither.
  */
 export async function writeRunReport(summary: RunSummary, outDir: string, store?: ArtifactStore): Promise<RunReportFiles> {
-  const model = buildReportModel(store ? await withCurves(summary, store) : summary);
+  const model = buildReportModel(store ? await withPredictions(await withCurves(summary, store), store) : summary);
   const rendered: RenderedChart[] = [];
   // One at a time: each View is small, and the order keeps output stable.
   for (const chart of buildCharts(model)) {
@@ -59,5 +62,5 @@ export async function writeRunReport(summary: RunSummary, outDir: string, store?
   await Promise.all(rendered.map((r, i) => writeFile(svgPaths[i], `<?xml version="1.0" encoding="UTF-8"?>\n${r.svg}\n`)));
   const htmlPath = path.join(outDir, 'index.html');
   await writeFile(htmlPath, renderReportHtml(model, rendered));
-  return { htmlPath, svgPaths };
+  return { htmlPath, svgPaths, model };
 }

@@ -49,7 +49,9 @@ describe('report model of the fixture run', () => {
   test('two-phase lift over single-phase, absolute and relative, on accuracy and macro-F1', () => {
     expect(model.lifts).toHaveLength(2);
     const [accuracy, macroF1] = model.lifts;
-    expect(accuracy).toMatchObject({ metric: 'accuracy', twoPhase: 'evaluate-two-phase', singlePhase: 'evaluate-single-phase', twoPhaseValue: 0.9621, singlePhaseValue: 0.918 });
+    expect(accuracy).toMatchObject({ metric: 'accuracy', candidate: 'evaluate-two-phase', baseline: 'evaluate-single-phase', candidateValue: 0.9621, baselineValue: 0.918, worse: false });
+    // The fixture's summary has no stored predictions: the lift says why it has no interval.
+    expect(accuracy.interval).toMatchObject({ ok: false, reason: expect.stringContaining('per-record predictions are not available') });
     expect(accuracy.absolute).toBeCloseTo(0.0441, 10);
     expect(accuracy.relative).toBeCloseTo(0.0441 / 0.918, 10);
     expect(macroF1.metric).toBe('macroF1');
@@ -101,7 +103,7 @@ describe('report model of the fixture run', () => {
     const robustness = robustnessRows(model.evaluations);
     expect(robustness).toHaveLength(8);
     expect(robustness[0].stage).toBe('evaluate-two-phase');
-    expect(robustness[0].drop).toBeCloseTo(2.31, 10); // percentage points
+    expect(robustness[0].change).toBeCloseTo(-2.31, 10); // percentage points: it fell
   });
 });
 
@@ -110,13 +112,40 @@ describe('computeLifts', () => {
 
   test('pairs names that differ only by two-phase vs single-phase, wherever it appears', () => {
     const lifts = computeLifts([evaluation('two-phase-eval', 0.9), evaluation('single-phase-eval', 0.8), evaluation('eval-two-phase-small', 0.6, 0.5), evaluation('eval-single-phase-small', 0.5, 0.4)]);
-    expect(lifts.map((l) => [l.twoPhase, l.singlePhase, l.metric])).toEqual([
+    expect(lifts.map((l) => [l.candidate, l.baseline, l.metric])).toEqual([
       ['two-phase-eval', 'single-phase-eval', 'accuracy'],
       ['eval-two-phase-small', 'eval-single-phase-small', 'accuracy'],
       ['eval-two-phase-small', 'eval-single-phase-small', 'macroF1'],
     ]);
     expect(lifts[0].absolute).toBeCloseTo(0.1, 10);
     expect(lifts[0].relative).toBeCloseTo(0.125, 10);
+  });
+
+  test('declared comparisons replace name pairing; a worse candidate is flagged, with the direction of each metric', () => {
+    const evaluations: Evaluation[] = [
+      { name: 'int8', accuracy: 0.9, macroF1: 0.85, perplexity: 12 },
+      { name: 'float', accuracy: 0.92, macroF1: 0.85, perplexity: 10 },
+      { name: 'evaluate-two-phase', accuracy: 0.5 },
+      { name: 'evaluate-single-phase', accuracy: 0.4 },
+    ];
+    const lifts = computeLifts(evaluations, [{ name: 'int8 vs float', candidate: 'int8', baseline: 'float' }]);
+    expect(lifts.map((l) => [l.comparison, l.metric, l.worse])).toEqual([
+      ['int8 vs float', 'accuracy', true],
+      ['int8 vs float', 'macroF1', false],
+      ['int8 vs float', 'perplexity', true], // higher perplexity is worse
+    ]);
+    expect(computeLifts(evaluations, [{ candidate: 'int8', baseline: 'float', metrics: ['macroF1'] }]).map((l) => [l.comparison, l.metric])).toEqual([['int8 vs float', 'macroF1']]);
+  });
+
+  test('with both evaluations\' predictions, the lift carries a paired bootstrap interval', () => {
+    const rows = (correct: number) => Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, label: i % 2 ? 'spam' : 'ham', predicted: i < correct ? (i % 2 ? 'spam' : 'ham') : i % 2 ? 'ham' : 'spam' }));
+    const [good, bad] = [{ name: 'good', accuracy: 0.95, predictions: rows(190) }, { name: 'bad', accuracy: 0.6, predictions: rows(120) }];
+    const [lift] = computeLifts([good, bad], [{ candidate: 'good', baseline: 'bad', metrics: ['accuracy'] }]);
+    expect(lift.interval).toMatchObject({ ok: true, records: 200, resamples: 1000 });
+    const interval = lift.interval as { low: number; high: number };
+    expect(interval.low).toBeGreaterThan(0);
+    expect(interval.low).toBeLessThan(0.35);
+    expect(interval.high).toBeGreaterThan(0.35);
   });
 
   test('no lift without an exact counterpart or without a shared metric', () => {

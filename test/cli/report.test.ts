@@ -32,7 +32,7 @@ const CHART_TITLES: Record<string, string> = {
   'learning-rate': 'Learning-rate schedule',
   'evaluation-comparison': 'Accuracy and macro-F1 by evaluation',
   'size-quality': 'Model size vs macro-F1',
-  robustness: 'Robustness: drop on perturbed inputs',
+  robustness: 'Robustness: change on perturbed inputs',
   'confusion-evaluate-two-phase': 'Confusion matrix: evaluate-two-phase',
   'confusion-evaluate-single-phase': 'Confusion matrix: evaluate-single-phase',
   'confusion-evaluate-student': 'Confusion matrix: evaluate-student',
@@ -75,12 +75,12 @@ test('chromium renders every chart with its marks, and the key numbers', async (
   expect(text).toContain('spam-domain-adaptation succeeded');
   expect(text).toContain('run 20260314-090000-7f3a2c');
   expect(text).toContain('95.3% macro-F1'); // headline: best evaluation
-  expect(text).toContain('accuracy +4.4 pts (+4.8% relative, 91.8% → 96.2%)'); // two-phase lift
+  expect(text).toContain('accuracy 91.8% → 96.2% (+4.4 pts, +4.8%)'); // two-phase lift
   expect(text).toContain('3.69× smaller'); // quantized size
   expect(text).toContain('725.3 KiB → 196.7 KiB (−72.9%)');
   expect(text).toContain('macro-F1 93.71% → 93.55% (−0.16 pts)'); // quantization's metric change
   expect(text).toContain('3.12× faster'); // distillation
-  expect(text).toContain("keeps 98.3% of the teacher's validation F1");
+  expect(text).toContain("keeps 98.3% of the teacher's macro-F1 on the whole validation split");
   expect(text).toContain('120 stopped early'); // training table
   expect(text).toContain('180 resumed at 100'); // from a checkpoint, after a lost worker
   expect(text).toContain('removed tooShort 37, tooLong 186, exactDuplicate 1,305, nearDuplicate 876'); // clean counts

@@ -2,6 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readCurves } from '../../activities/curves';
+import { readJsonl } from '../../activities/store';
 import { writeRunReport } from '../../cli/report';
 import { loadSpecText } from '../../pipelines/load';
 import { planPipeline } from '../../pipelines/plan';
@@ -23,6 +24,9 @@ const spec = `
 apiVersion: tempered.dev/v1
 name: tiny-two-phase
 seed: 3
+report:
+  compare:
+    - { name: int8 vs float, candidate: evaluate-quantized, baseline: evaluate, metrics: [accuracy] }
 stages:
   general-collect:
     type: collect
@@ -115,6 +119,17 @@ test('two-phase fine-tune, evaluate, distill and quantize run end to end', async
   expect(m('evaluate').accuracy).toBeGreaterThanOrEqual(0);
   expect(m('evaluate').robustness.drop).toHaveProperty('macroF1');
   expect(m('evaluate').gate.passed).toBe(true);
+  // per-record predictions are an artifact: one row per evaluated record, and the report's
+  // declared comparison gets a paired bootstrap interval from them
+  const predictionsRef = summary.stages.evaluate.outputs.find((o) => o.name === 'predictions')!;
+  const rows: Array<{ id: string; label: string; predicted: string; text: string }> = [];
+  for await (const row of readJsonl<(typeof rows)[number]>(h.store, { ...predictionsRef, mediaType: 'application/jsonl' })) rows.push(row);
+  expect(rows).toHaveLength(m('evaluate').examples);
+  expect(rows.filter((r) => r.label === r.predicted).length / rows.length).toBeCloseTo(m('evaluate').accuracy, 3);
+  expect(summary.comparisons).toEqual([{ name: 'int8 vs float', candidate: 'evaluate-quantized', baseline: 'evaluate', metrics: ['accuracy'] }]);
+  const [lift] = report.model.lifts;
+  expect(lift).toMatchObject({ comparison: 'int8 vs float', metric: 'accuracy', interval: { ok: true, records: rows.length } });
+  expect(summary.stages.domain.config).toMatchObject({ objective: 'classify', steps: 6, batchSize: 8 });
   expect(m('student').studentParameters).toBeLessThan(m('student').teacherParameters);
   // biases and layer norms stay float32: a big share of a model this tiny (d=16), so less than 73%
   expect(m('quantize').reduction).toBeGreaterThan(0.6);
