@@ -1,0 +1,385 @@
+"""The torch engine's fine-tune: one process per stage attempt, driven by a job file.
+
+    python -m tempered_torch.finetune job.json
+
+Tempered's TypeScript side stages the data, writes the job, runs this, turns its protocol lines
+into heartbeats, uploads what it saves and owns every retry; this module only computes. It prints
+single-line JSON on stdout (flushed):
+
+    {"tempered": "progress", "step": 10, "totalSteps": 100, "loss": 2.31, "lr": ..., "tokensPerSec": ...}
+    {"tempered": "checkpoint", "step": 50, "dir": "<checkpoint dir>"}   # complete on disk when printed
+    {"tempered": "metrics", ...}                                        # once, at the end
+
+Determinism: the batch of step s is a function of (seed, s) alone and the RNG states travel in
+each checkpoint, so a run resumed from step k ends with the same weights as one that never
+stopped (on CPU; GPU kernels may not be bitwise deterministic).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class BadInput(Exception):
+    """An input no retry can fix; the TypeScript side marks the attempt non-retryable (exit 3)."""
+
+
+EXIT_BAD_INPUT = 3
+
+OBJECTIVES = ("classify", "causal-lm")
+
+
+@dataclass
+class Job:
+    objective: str
+    base: dict[str, Any]
+    train: str
+    validation: str | None
+    output_dir: str
+    checkpoint_dir: str
+    steps: int
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_length: int = 128
+    seed: int = 42
+    checkpoint_every: int = 0
+    validate_every: int = 0
+    validation_batches: int = 0
+    labels: list[str] = field(default_factory=list)
+    lora: dict[str, Any] | None = None
+    resume_dir: str | None = None
+    threads: int = 0
+
+    @staticmethod
+    def load(path: str) -> "Job":
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = set(Job.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise BadInput(f"job {path}: unknown keys {unknown}; known: {sorted(known)}")
+        job = Job(**raw)
+        if job.objective not in OBJECTIVES:
+            raise BadInput(f"objective {job.objective!r} is not one of {OBJECTIVES}")
+        if job.objective == "classify" and len(job.labels) < 2:
+            raise BadInput("a classify objective needs at least two labels")
+        return job
+
+
+def emit(kind: str, **values: Any) -> None:
+    print(json.dumps({"tempered": kind, **values}, allow_nan=False, default=float), flush=True)
+
+
+def read_records(path: str, what: str) -> list[dict[str, Any]]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record.get("text"), str):
+                raise BadInput(f"{what}, line {number}: a record needs a string \"text\"")
+            records.append(record)
+    if not records:
+        raise BadInput(f"{what} has no records")
+    return records
+
+
+def load_base(job: Job):
+    """Model and tokenizer from a Hugging Face checkpoint directory (or a GGUF file in it)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    directory = job.base.get("dir")
+    gguf_file = job.base.get("gguf_file")
+    if not directory or not Path(directory).is_dir():
+        raise BadInput(f"base directory {directory!r} does not exist")
+    files = {p.name for p in Path(directory).iterdir()}
+    if gguf_file is None and not any(n.endswith(".safetensors") or n.endswith(".bin") or n == "model.safetensors.index.json" for n in files):
+        raise BadInput(f"base directory {directory} has no weights (*.safetensors, pytorch_model.bin or a GGUF file); files: {sorted(files)}")
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
+    try:
+        AutoConfig.from_pretrained(directory, **kwargs)
+    except (ValueError, KeyError) as err:
+        raise BadInput(f"base {directory}: transformers cannot read its config ({err}); an unknown architecture?") from err
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if job.objective == "classify":
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory,
+            num_labels=len(job.labels),
+            id2label=dict(enumerate(job.labels)),
+            label2id={label: i for i, label in enumerate(job.labels)},
+            torch_dtype=torch.float32,
+            **kwargs,
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32, **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def with_lora(model, job: Job):
+    if not job.lora:
+        return model
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM
+    config = LoraConfig(
+        task_type=task,
+        r=int(job.lora.get("rank", 8)),
+        lora_alpha=float(job.lora.get("alpha", 16)),
+        lora_dropout=float(job.lora.get("dropout", 0.0)),
+        target_modules=job.lora.get("targets") or "all-linear",
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise BadInput(f"LoRA targets {job.lora.get('targets')!r} do not match this model's modules: {err}") from err
+
+
+class Batches:
+    """The batch of step s: records s*B .. s*B+B-1 of the epoch's seeded permutation."""
+
+    def __init__(self, records, tokenizer, job: Job):
+        import numpy as np
+
+        self.np = np
+        self.records = records
+        self.tokenizer = tokenizer
+        self.job = job
+        self.label_index = {label: i for i, label in enumerate(job.labels)}
+        self._epoch = -1
+        self._order = None
+
+    def indices(self, step: int) -> list[int]:
+        n = len(self.records)
+        start = step * self.job.batch_size
+        out = []
+        for position in range(start, start + self.job.batch_size):
+            epoch, offset = divmod(position, n)
+            if epoch != self._epoch:
+                self._order = self.np.random.default_rng([self.job.seed, epoch]).permutation(n)
+                self._epoch = epoch
+            out.append(int(self._order[offset]))
+        return out
+
+    def encode(self, rows: list[dict[str, Any]]):
+        import torch
+
+        encoded = self.tokenizer([r["text"] for r in rows], truncation=True, max_length=self.job.max_length, padding=True, return_tensors="pt")
+        if self.job.objective == "classify":
+            labels = []
+            for r in rows:
+                if r.get("label") not in self.label_index:
+                    raise BadInput(f"record {r.get('id')!r} has label {r.get('label')!r}; labels: {self.job.labels}")
+                labels.append(self.label_index[r["label"]])
+            encoded["labels"] = torch.tensor(labels)
+        else:
+            labels = encoded["input_ids"].clone()
+            labels[encoded["attention_mask"] == 0] = -100
+            encoded["labels"] = labels
+        return encoded
+
+    def batch(self, step: int):
+        return self.encode([self.records[i] for i in self.indices(step)])
+
+
+def lr_lambda(job: Job):
+    def schedule(step: int) -> float:
+        if job.warmup_steps > 0 and step < job.warmup_steps:
+            return (step + 1) / job.warmup_steps
+        progress = (step - job.warmup_steps) / max(1, job.steps - job.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return schedule
+
+
+def trainable(model) -> list:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler) -> None:
+    """Weights (or adapter), optimizer, scheduler, every RNG and the step; a marker file last."""
+    import numpy as np
+    import torch
+
+    tmp = directory.with_name(directory.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp / "model", safe_serialization=True)
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": random.getstate(),
+            "numpy_rng": np.random.get_state(),
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "step.json").write_text(json.dumps({"step": step}))
+    if directory.exists():
+        import shutil
+
+        shutil.rmtree(directory)
+    tmp.rename(directory)
+
+
+def load_checkpoint(directory: Path, model, optimizer, scheduler) -> int:
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    weights = directory / "model"
+    state_file = weights / ("adapter_model.safetensors" if (weights / "adapter_model.safetensors").exists() else "model.safetensors")
+    if not state_file.exists():
+        raise BadInput(f"checkpoint {directory} has no weights")
+    saved = load_file(str(state_file))
+    if (weights / "adapter_model.safetensors").exists():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, saved)
+    else:
+        missing, unexpected = model.load_state_dict(saved, strict=False)
+        tied = set(getattr(model, "_tied_weights_keys", None) or [])
+        if unexpected or [m for m in missing if m not in tied]:
+            raise BadInput(f"checkpoint {directory} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+    state = torch.load(directory / "state.pt", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
+    return int(json.loads((directory / "step.json").read_text())["step"])
+
+
+def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> dict[str, float]:
+    import torch
+
+    model.eval()
+    losses, correct, seen = [], 0, 0
+    size = job.batch_size
+    count = len(records) if limit_batches <= 0 else min(len(records), limit_batches * size)
+    with torch.no_grad():
+        for start in range(0, count, size):
+            batch = batches.encode(records[start : start + size])
+            out = model(**batch)
+            losses.append(float(out.loss) * len(batch["labels"]))
+            if job.objective == "classify":
+                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+            seen += len(batch["labels"])
+    model.train()
+    result = {"valLoss": sum(losses) / max(1, seen)}
+    if job.objective == "classify":
+        result["valAccuracy"] = correct / max(1, seen)
+    return result
+
+
+def run(job: Job) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    if job.threads > 0:
+        torch.set_num_threads(job.threads)
+    random.seed(job.seed)
+    np.random.seed(job.seed)
+    torch.manual_seed(job.seed)
+    train = read_records(job.train, "the train split")
+    validation = read_records(job.validation, "the validation split") if job.validation else []
+    model, tokenizer = load_base(job)
+    model = with_lora(model, job)
+    model.train()
+    parameters = sum(p.numel() for p in model.parameters())
+    trainable_parameters = sum(p.numel() for p in trainable(model))
+    optimizer = torch.optim.AdamW(trainable(model), lr=job.lr, weight_decay=job.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job))
+    batches = Batches(train, tokenizer, job)
+
+    checkpoints = Path(job.checkpoint_dir)
+    start = 0
+    resumed_from = None
+    if job.resume_dir:
+        start = load_checkpoint(Path(job.resume_dir), model, optimizer, scheduler)
+        resumed_from = start
+
+    tokens = 0
+    started = time.perf_counter()
+    last_loss = float("nan")
+    history_val: dict[str, float] = {}
+    for step in range(start, job.steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for micro in range(job.grad_accum):
+            batch = batches.batch(step * job.grad_accum + micro)
+            out = model(**batch)
+            (out.loss / job.grad_accum).backward()
+            loss_sum += float(out.loss) / job.grad_accum
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(trainable(model), 1.0)
+        optimizer.step()
+        scheduler.step()
+        last_loss = loss_sum
+        done = step + 1
+        elapsed = time.perf_counter() - started
+        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1)}
+        if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
+            history_val = evaluate(model, batches, validation, job, job.validation_batches)
+            point.update({k: round(v, 6) for k, v in history_val.items()})
+        emit("progress", **point)
+        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps:
+            target = checkpoints / f"step-{done:08d}"
+            save_checkpoint(target, done, model, optimizer, scheduler)
+            emit("checkpoint", step=done, dir=str(target))
+
+    output = Path(job.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    final = evaluate(model, batches, validation, job, 0) if validation else {}
+    elapsed = time.perf_counter() - started
+    metrics = {
+        "engine": "torch",
+        "torch": torch.__version__,
+        "device": "cpu",
+        "objective": job.objective,
+        "steps": job.steps,
+        "parameters": parameters,
+        "trainableParameters": trainable_parameters,
+        "trainableFraction": round(trainable_parameters / parameters, 4),
+        "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1),
+        "finalLoss": round(last_loss, 6),
+        "final": {k: round(v, 6) for k, v in final.items()},
+        "adapter": bool(job.lora),
+    }
+    if resumed_from is not None:
+        metrics["resumedFromStep"] = resumed_from
+    emit("metrics", **metrics)
+    return metrics
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m tempered_torch.finetune <job.json>", file=sys.stderr)
+        return 2
+    try:
+        run(Job.load(argv[1]))
+    except BadInput as err:
+        print(f"tempered_torch: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
