@@ -1,5 +1,6 @@
 import type { RetryPolicy } from '@temporalio/common';
 import { canonicalJson, sha256Hex } from './canonical-json';
+import { engineOf } from './engines';
 import { dependenciesOf, readsOf, referencesOf, topologicalOrder } from './graph';
 import type { LoadedSpec } from './load';
 import { COMMON_STAGE_KEYS, type Comparison, type StageType } from './schema';
@@ -112,6 +113,8 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
   const stages = order.map((name): PlannedStage => {
     const stage = spec.stages[name];
     const config = Object.fromEntries(Object.entries(stage).filter(([k]) => !COMMON_STAGE_KEYS.includes(k)));
+    // A torch stage says so in its config (and so in its cache key); tfjs stays implicit.
+    if (stage.type === 'finetune' && engineOf(name, spec.stages as never) === 'torch') config.engine = 'torch';
     const retry = { ...spec.defaults.retry, ...stage.retry };
     return {
       name,

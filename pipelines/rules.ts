@@ -1,6 +1,7 @@
 import { intervalOrderProblem } from './activity-options';
 import { parseDuration } from './duration';
 import { dependenciesOf, findCycle, referencesOf } from './graph';
+import { engineRules } from './engines';
 import { DEFAULT_RETRY } from './schema';
 import { MODEL_STAGE_TYPES } from './stage-facts';
 import { didYouMean } from './suggest';
@@ -25,7 +26,7 @@ export function checkRules(raw: unknown): RuleProblem[] {
   if (!stagesValue || typeof stagesValue !== 'object' || Array.isArray(stagesValue)) return [...keys, ...retry];
   // Without a prototype, a reference to "constructor" or "toString" is not found on every map.
   const stages: Record<string, RawStage> = Object.assign(Object.create(null) as Record<string, RawStage>, stagesValue);
-  return [...keys, ...retry, ...graphRules(stages), ...dataRules(stages), ...trainingRules(stages), ...reportRules(raw as Record<string, unknown>, stages)];
+  return [...keys, ...retry, ...graphRules(stages), ...dataRules(stages), ...trainingRules(stages), ...engineRules(stages), ...reportRules(raw as Record<string, unknown>, stages)];
 }
 
 /** `report.compare`: both sides name evaluate stages of this spec, and not the same one. */
@@ -53,8 +54,40 @@ function reportRules(raw: Record<string, unknown>, stages: Record<string, RawSta
     if (typeof candidate === 'string' && candidate === baseline) {
       problems.push({ path: ['report', 'compare', i, 'baseline'], message: `candidate and baseline are both "${candidate}"; compare two different evaluations` });
     }
+    const [ours, theirs] = [evaluatedObjective(stages, candidate), evaluatedObjective(stages, baseline)];
+    if (ours && theirs && ours !== theirs) {
+      problems.push({
+        path: ['report', 'compare', i, 'baseline'],
+        message: `"${String(candidate)}" evaluates a ${ours} model and "${String(baseline)}" a ${theirs} model; they share no metric, so compare evaluations of the same objective`,
+      });
+    } else if (ours && Array.isArray((entry as { metrics?: unknown }).metrics)) {
+      const reported = OBJECTIVE_METRICS[ours];
+      ((entry as { metrics: unknown[] }).metrics).forEach((metric, j) => {
+        if (typeof metric === 'string' && !reported.includes(metric)) {
+          problems.push({ path: ['report', 'compare', i, 'metrics', j], message: `a ${ours} evaluation does not report "${metric}"; it reports ${reported.join(', ')}` });
+        }
+      });
+    }
   });
   return problems;
+}
+
+/** What an evaluation of each objective reports, of the metrics a comparison can name. */
+const OBJECTIVE_METRICS: Record<string, readonly string[]> = { classify: ['accuracy', 'macroF1'], 'causal-lm': ['perplexity', 'bleu', 'rougeL'] };
+
+/**
+ * The objective of the model an evaluate stage scores, followed through the stages that pass a
+ * model on (quantize, champion); undefined where the spec does not say (a broken reference).
+ */
+function evaluatedObjective(stages: Record<string, RawStage>, evaluation: unknown): string | undefined {
+  let name = typeof evaluation === 'string' ? stages[evaluation]?.model : undefined;
+  for (let hops = 0; typeof name === 'string' && hops < 64; hops++) {
+    const stage = stages[name];
+    if (stage?.type === 'finetune') return typeof stage.objective === 'string' ? stage.objective : undefined;
+    if (stage?.type === 'distill') return 'classify'; // a student learns its teacher's labels
+    name = stage?.type === 'quantize' ? stage.model : stage?.type === 'champion' ? stage.initial : undefined;
+  }
+  return undefined;
 }
 
 /**
@@ -283,7 +316,7 @@ function trainingRules(stages: Record<string, RawStage>): RuleProblem[] {
         break;
       case 'finetune':
         needsOneDataset('its train and validation splits');
-        if (stage.tokenizer === undefined && stage.from === undefined) {
+        if (stage.tokenizer === undefined && stage.from === undefined && stage.base === undefined && stage.engine !== 'torch') {
           problems.push({ path: at('tokenizer'), message: 'a fresh model needs a tokenizer: set "tokenizer: <tokenizer stage>", or "from: <finetune stage>" to continue a trained model' });
         }
         expectRef('tokenizer', new Set(['tokenizer']), 'a tokenizer stage');

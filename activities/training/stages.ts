@@ -9,6 +9,8 @@ import type {
 import type { ArtifactRef, Metrics, StageResult } from '../../workflows/types';
 import { createRandom, loadWordNetSynonyms, seedFrom, shuffleInPlace } from '../data';
 import { initBackend, type BackendInfo } from '../ml/backend';
+import type { LoraOptions } from '../ml/lora';
+import { LORA_DEFAULTS } from '../../pipelines/trainer-defaults';
 import { makeBatch, disposeBatch, type Example } from '../ml/batches';
 import { deserializeCheckpoint, serializeCheckpoint, serializeModel, type ModelFile, type TrainCheckpoint } from '../ml/checkpoint';
 import { distillModel } from '../ml/distill';
@@ -30,6 +32,11 @@ import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './me
 
 // The training stages: thin adapters from the stage protocol (store, heartbeats, checkpoints) to
 // the trainer in activities/ml, which knows nothing of either.
+
+/** The tfjs engine's LoRA projections: the spec's (checked by the rules), else the default ones. */
+function tfjsLoraTargets(targets: readonly string[] | undefined): LoraOptions['targets'] {
+  return targets ? (targets as LoraOptions['targets']) : [...LORA_DEFAULTS.targets];
+}
 
 /** A gate a model did not pass: non-retryable, with the measured value and the threshold. */
 export class GateFailedError extends Error {
@@ -123,7 +130,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
     gpt = new Gpt({ vocabSize: tokenizer.vocabSize, context, layers, dModel, heads, mlpRatio, dropout, numClasses: labels?.length, padId: tokenizer.padId }, { name, seed: ctx.input.seed });
   }
   try {
-    if (options.lora) gpt.applyLora(options.lora);
+    if (options.lora) gpt.applyLora({ ...options.lora, targets: tfjsLoraTargets(options.lora.targets) });
     const context = gpt.config.context;
     const toExamples = (records: typeof trainRecords, split: string): Example[] =>
       options.objective === 'classify' ? classifyExamples(records, tokenizer, context, labels!, split) : lmExamples(records, tokenizer, context);
@@ -159,7 +166,7 @@ export const finetuneStage: StageImplementation = async (ctx) => {
         examples: { train: train.length, validation: validation.length },
         labels,
         from: options.from,
-        lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, targets: options.lora.targets } : undefined,
+        lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, targets: tfjsLoraTargets(options.lora.targets) } : undefined,
       },
     };
   } finally {

