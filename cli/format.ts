@@ -36,8 +36,10 @@ export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = com
     const m = s.metrics as Record<string, any>;
     if (s.type === 'evaluate') {
       const task = typeof m.macroF1 === 'number' ? `accuracy ${num(m.accuracy)}  macro-F1 ${num(m.macroF1)}` : `perplexity ${num(m.perplexity, 1)}`;
-      const robust = typeof m.robustness?.drop?.macroF1 === 'number' ? `  (perturbed inputs: macro-F1 ${signed(-m.robustness.drop.macroF1)})` : '';
-      lines.push(`  ${name}: ${task}${robust}  [${formatBytes(m.modelBytes ?? 0)}]`);
+      // The change on perturbed inputs in points, negative when worse: the report's chart and table show the same.
+      const robust = typeof m.robustness?.drop?.macroF1 === 'number' ? `  (perturbed inputs: macro-F1 ${signed(-m.robustness.drop.macroF1 * 100, 1)} pts)` : '';
+      const split = typeof m.split === 'string' ? ` on ${m.split}` : '';
+      lines.push(`  ${name}: ${task}${split}${robust}  [${formatBytes(m.modelBytes ?? 0)}]`);
     } else if (s.type === 'finetune' || s.type === 'distill') {
       lines.push(`  ${name}: ${m.steps} steps, ${m.tokensPerSec} tokens/s on ${m.backend}${m.threads > 1 ? ` (${m.threads} threads)` : ''}, ${m.parameters} parameters${m.trainableFraction < 1 ? `, ${(m.trainableFraction * 100).toFixed(1)}% trainable` : ''}`);
       if (s.type === 'distill') lines.push(`    student/teacher macro-F1 on the validation split ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);

@@ -196,7 +196,7 @@ function renderTraining(model: ReportModel, figure: FigureOf): string {
     },
     { header: 'final loss', cell: (t) => formatNumber(last(t).loss), numeric: true },
     { header: 'best val loss', cell: (t) => opt(minValLoss(t), formatNumber), numeric: true },
-    { header: 'best val acc / F1', cell: (t) => joinDefined([bestOf(t, 'valAccuracy'), bestOf(t, 'valF1')], (v) => formatPercent(v)), numeric: true },
+    { header: 'best val acc / F1 (in training)', cell: (t) => joinDefined([bestOf(t, 'valAccuracy'), bestOf(t, 'valF1')], (v) => formatPercent(v)), numeric: true },
     { header: 'best step', cell: (t) => opt(t.bestStep, (v) => `${formatCount(v)}${t.stoppedEarly ? '<br><span class="muted">stopped early</span>' : ''}`), numeric: true, html: true },
     { header: 'parameters', cell: (t) => opt(t.parameters, formatCount), numeric: true },
     { header: 'trainable', cell: (t) => opt(t.trainableFraction ?? (t.trainableParameters !== undefined && t.parameters ? t.trainableParameters / t.parameters : undefined), (v) => formatPercent(v, v < 0.1 ? 2 : 1)), numeric: true },
@@ -210,6 +210,8 @@ function renderTraining(model: ReportModel, figure: FigureOf): string {
 <div class="figures">${figure('loss-curves')}${figure('learning-rate')}</div>
 <h3>Training stages</h3>
 ${tableHtml}
+<p class="muted">Scores measured where: validation during training on the first <code>validationBatches</code> batches of the validation split (this table);
+a distillation's teacher and student F1 on the whole validation split; every evaluation on the split it names, the test split unless set.</p>
 ${renderTrainingConfig(model)}
 </section>`;
 }
@@ -252,6 +254,7 @@ function renderEvaluation(model: ReportModel, figure: FigureOf): string {
   const tableHtml = table(evaluations, [
     { header: 'stage', cell: (e) => code(e.name), html: true },
     { header: 'model', cell: (e) => (e.model ? code(e.model) : undefined), html: true },
+    { header: 'split', cell: (e) => (e.split ? `${e.split}${e.examples !== undefined ? ` (${formatCount(e.examples)})` : ''}` : undefined) },
     { header: 'accuracy', cell: (e) => opt(e.accuracy, (v) => formatPercent(v)), numeric: true },
     { header: 'macro-F1', cell: (e) => opt(e.macroF1, (v) => formatPercent(v)), numeric: true },
     { header: 'perplexity', cell: (e) => opt(e.perplexity, formatNumber), numeric: true },

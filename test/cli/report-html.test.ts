@@ -57,11 +57,24 @@ test('the robustness chart and the evaluation table agree in sign', () => {
   expect(drop).toBeGreaterThan(0); // the fixture's model got worse on perturbed inputs
   expect(rows.find((r) => r.stage === 'evaluate-two-phase' && r.metric === 'macro-F1')!.change).toBeCloseTo(-drop * 100, 10);
   expect(html(summary)).toContain(`<td class="num">−${(drop * 100).toFixed(1)} pts</td>`);
-  expect(formatHeadline(summary)).toContain(`(perturbed inputs: macro-F1 -${drop.toFixed(3)})`);
+  expect(formatHeadline(summary)).toContain(`(perturbed inputs: macro-F1 -${(drop * 100).toFixed(1)} pts)`);
+  // a model that got better on perturbed inputs shows a positive change in all three
+  (summary.stages['evaluate-two-phase'].metrics.robustness as { drop: { macroF1: number } }).drop.macroF1 = -0.017;
+  const improved = robustnessRows(buildReportModel(summary).evaluations).find((r) => r.stage === 'evaluate-two-phase' && r.metric === 'macro-F1')!;
+  expect(improved.change).toBeCloseTo(1.7, 10);
+  expect(html(summary)).toContain('<td class="num">+1.7 pts</td>');
+  expect(formatHeadline(summary)).toContain('(perturbed inputs: macro-F1 +1.7 pts)');
 });
 
 test('the student\'s F1 values each say what they were measured on', () => {
-  const page = html(fixture());
+  const summary = fixture();
+  summary.stages['evaluate-student'].metrics.split = 'test';
+  const page = html(summary);
+  expect(page).toContain('<th class="num">best val acc / F1 (in training)</th>');
+  expect(page).toContain('validation during training on the first <code>validationBatches</code> batches');
+  expect(page).toMatch(/<td><code>evaluate-student<\/code><\/td><td><code>distill-student<\/code><\/td><td>test \([\d,]+\)<\/td>/);
+  expect(formatHeadline(summary)).toMatch(/ {2}evaluate-student: accuracy 0\.\d{3} {2}macro-F1 0\.936 on test/);
+  expect(formatHeadline(summary)).toContain('student/teacher macro-F1 on the validation split');
   expect(page).toContain('<th class="num">student F1 (validation)</th>');
   expect(page).toContain('<th class="num">student F1 (test)</th>');
   expect(page).toContain('93.6%<br><span class="muted"><code>evaluate-student</code></span>');

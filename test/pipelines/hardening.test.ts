@@ -6,21 +6,12 @@ import { loadSpecFile, loadSpecText } from '../../pipelines/load';
 import { planPipeline, type StageActivityOptions } from '../../pipelines/plan';
 import { MAX_DESCRIPTION_CHARS } from '../../pipelines/schema';
 import { outputPathProblem } from '../../pipelines/stage-types';
+import { problemsOf } from '../support/spec-problems';
 
 // Values Temporal would refuse, that switch a safety off, or that are absurd fail at validation,
 // each with its position; and no stage can silently vanish from the stages map.
 
 const header = 'apiVersion: tempered.dev/v1\nname: t\n';
-
-function problemsOf(yaml: string): SpecValidationError['problems'] {
-  try {
-    loadSpecText(yaml, 'spec.yaml');
-  } catch (err) {
-    if (err instanceof SpecValidationError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected the spec to be rejected');
-}
 
 const byPath = (yaml: string) => Object.fromEntries(problemsOf(yaml).map((p) => [p.path, p]));
 
