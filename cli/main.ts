@@ -7,6 +7,7 @@ import { registerRun } from './commands/run';
 import { registerRunCommands } from './commands/runs';
 import { registerSchedule } from './commands/schedule';
 import { registerServers } from './commands/servers';
+import { registerSetup } from './commands/setup';
 import { EXIT, log, packageVersion } from './commands/shared';
 import { registerValidate } from './commands/validate';
 import { registerWorker } from './commands/worker';
@@ -32,6 +33,7 @@ export function program(): Command {
   registerCycles(cli);
   registerServers(cli);
   registerWorker(cli);
+  registerSetup(cli);
   for (const command of allCommands(cli)) {
     command.exitOverride();
     // An argument error prints one line and this command's usage, not the whole help.
