@@ -149,14 +149,19 @@ export async function ensurePythonEnv(options: PythonEnvOptions = {}): Promise<P
     installSeconds: created ? marker.installSeconds : 0,
   });
 
-  const existing = await readMarker(dir, sha256);
+  // A marked env whose interpreter is gone (the Python it was made from was uninstalled) is rebuilt.
+  const usable = async () => {
+    const marker = await readMarker(dir, sha256);
+    return marker && (await stat(venvPython(dir)).then(() => true, () => false)) ? marker : undefined;
+  };
+  const existing = await usable();
   if (existing) return ready(existing, false);
 
   await mkdir(root, { recursive: true });
   const release = await acquireLock(path.join(root, `${key}.lock`), log);
   try {
     // Another process may have finished the env while this one waited for the lock.
-    const built = await readMarker(dir, sha256);
+    const built = await usable();
     if (built) return ready(built, false);
     return ready(await buildEnv(dir, lockFile, sha256, options, log), true);
   } finally {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -105,6 +105,13 @@ describe('ensurePythonEnv', () => {
     expect(again).toMatchObject({ dir: first.dir, created: false, installSeconds: 0 });
     expect(await callsMade()).toEqual(['venv', 'pip']);
     expect((await readdir(root())).sort()).toEqual([key]);
+  });
+
+  test('a marked env whose interpreter is gone is rebuilt', async () => {
+    const first = await ensurePythonEnv({ lockFile, root: root(), python: fakePython, log: () => {} });
+    await rm(first.python);
+    await expect(ensurePythonEnv({ lockFile, root: root(), python: fakePython, log: () => {} })).resolves.toMatchObject({ dir: first.dir, created: true });
+    expect(await callsMade()).toEqual(['venv', 'pip', 'venv', 'pip']);
   });
 
   test('a quiet pip still shows progress', async () => {
