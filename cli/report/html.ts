@@ -218,8 +218,9 @@ ${renderTrainingConfig(model)}
 
 /** Each training stage's options as planned (defaults applied): what produced the curves above. */
 function renderTrainingConfig(model: ReportModel): string {
+  // The built-in trainers' options only: a command stage's are its command line and environment.
   const rows = model.training.flatMap((t) => {
-    const config = model.summary.stages[t.name]?.config;
+    const config = TRAINING_TYPES.has(t.type) ? model.summary.stages[t.name]?.config : undefined;
     return config ? [{ name: t.name, settings: flattenConfig(config) }] : [];
   });
   if (rows.length === 0) return '';

@@ -207,13 +207,15 @@ export interface ReportModel {
 }
 
 export const TRAINING_TYPES: ReadonlySet<string> = new Set(['finetune', 'distill']);
+/** Stages whose loss curve the training charts plot: the built-in trainers, and a bring-your-own trainer's progress lines. */
+const CURVE_TYPES: ReadonlySet<string> = new Set([...TRAINING_TYPES, 'command']);
 export const DATA_TYPES: ReadonlySet<string> = new Set(['collect', 'clean', 'split', 'augment']);
 
 /** Reads every section's data out of a run summary. Pure. */
 export function buildReportModel(summary: RunSummary): ReportModel {
   const stages = Object.entries(summary.stages);
   const ofType = (type: string) => stages.filter(([, s]) => s.type === type);
-  const training = stages.filter(([, s]) => TRAINING_TYPES.has(s.type)).flatMap(([name, s]) => readTraining(name, s) ?? []);
+  const training = stages.filter(([, s]) => CURVE_TYPES.has(s.type)).flatMap(([name, s]) => readTraining(name, s) ?? []);
   const evaluations = ofType('evaluate').flatMap(([name, s]) => readEvaluation(name, s.metrics) ?? []);
   return {
     summary,
