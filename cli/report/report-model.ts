@@ -247,11 +247,7 @@ export function computeLifts(evaluations: readonly Evaluation[], comparisons?: r
       const [a, b] = [metricOf(candidate, metric), metricOf(baseline, metric)];
       if (a === undefined || b === undefined) continue;
       const absolute = a - b;
-      const interval = metric === 'accuracy' || metric === 'macroF1'
-        ? candidate.predictions && baseline.predictions
-          ? pairedBootstrap(candidate.predictions, baseline.predictions, metric)
-          : { ok: false as const, reason: 'per-record predictions are not available (an evaluation from before they were stored, or a report made without the store)' }
-        : undefined;
+      const interval = metric === 'accuracy' || metric === 'macroF1' ? liftInterval(candidate, baseline, metric) : undefined;
       lifts.push(dropUndefined({
         comparison: c.name ?? `${c.candidate} vs ${c.baseline}`,
         metric,
@@ -267,6 +263,17 @@ export function computeLifts(evaluations: readonly Evaluation[], comparisons?: r
     }
   }
   return lifts;
+}
+
+/** The paired bootstrap interval of a lift, or why there is none: both evaluations must have scored the same records. */
+function liftInterval(candidate: Evaluation, baseline: Evaluation, metric: 'accuracy' | 'macroF1'): BootstrapResult {
+  if (candidate.split && baseline.split && candidate.split !== baseline.split) {
+    return { ok: false, reason: `not evaluated on the same records: "${candidate.name}" scored the ${candidate.split} split, "${baseline.name}" the ${baseline.split} split` };
+  }
+  if (!candidate.predictions || !baseline.predictions) {
+    return { ok: false, reason: 'per-record predictions are not available (an evaluation from before they were stored, or a report made without the store)' };
+  }
+  return pairedBootstrap(candidate.predictions, baseline.predictions, metric);
 }
 
 function metricOf(e: Evaluation, metric: LiftMetric): number | undefined {

@@ -146,6 +146,12 @@ describe('computeLifts', () => {
     expect(interval.low).toBeGreaterThan(0);
     expect(interval.low).toBeLessThan(0.35);
     expect(interval.high).toBeGreaterThan(0.35);
+    // evaluations of different splits are not paired, whatever their records are called
+    const [onTest, onValidation] = [{ ...good, split: 'test' }, { ...bad, split: 'validation' }];
+    expect(computeLifts([onTest, onValidation], [{ candidate: 'good', baseline: 'bad', metrics: ['accuracy'] }])[0].interval).toEqual({
+      ok: false,
+      reason: 'not evaluated on the same records: "good" scored the test split, "bad" the validation split',
+    });
   });
 
   test('no lift without an exact counterpart or without a shared metric', () => {
