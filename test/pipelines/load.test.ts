@@ -1,17 +1,7 @@
-import { SpecValidationError } from '../../pipelines/errors';
 import { loadSpecText } from '../../pipelines/load';
+import { problemsOf } from '../support/spec-problems';
 
 const header = 'apiVersion: tempered.dev/v1\nname: t\n';
-
-function problemsOf(yaml: string): SpecValidationError['problems'] {
-  try {
-    loadSpecText(yaml, 'spec.yaml');
-  } catch (err) {
-    if (err instanceof SpecValidationError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected the spec to be rejected');
-}
 
 describe('loadSpecText', () => {
   test('applies defaults to a minimal valid spec', () => {
