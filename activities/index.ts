@@ -4,6 +4,7 @@ import { runInThread } from './compute-thread';
 import { augmentStage } from './data/stages';
 import { commandSourceFingerprint } from './command-fingerprint';
 import { collectSourceFingerprint } from './data/source-fingerprint';
+import { finetuneSourceFingerprint } from './torch/fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
 import { defineStage, type StageImplementation } from './stage-runner';
@@ -40,7 +41,7 @@ export function createActivities({ store, translators, compute = 'thread' }: Act
     augment: defineStage(store, implementation('augment')),
     noop: defineStage(store, implementation('noop')),
     tokenizer: defineStage(store, implementation('tokenizer')),
-    finetune: defineStage(store, implementation('finetune')),
+    finetune: defineStage(store, implementation('finetune'), { sourceFingerprint: finetuneSourceFingerprint }),
     evaluate: defineStage(store, implementation('evaluate')),
     distill: defineStage(store, implementation('distill')),
     quantize: defineStage(store, implementation('quantize')),

@@ -38,7 +38,7 @@ export interface StageHooks {
    * For a stage that reads outside the store (files, S3 prefixes, packages): a digest of what its
    * sources resolve to now. It joins the cache key, so any change to the sources is a miss.
    */
-  sourceFingerprint?(input: StageInput): Promise<string>;
+  sourceFingerprint?(input: StageInput): Promise<string | undefined>;
 }
 
 /**
@@ -55,22 +55,24 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       const committed = await readCommittedManifest(store, input.outputPrefix);
       if (committed) return { ...committed, attempt, cachedFrom: committed.metrics.cachedFrom as string | undefined };
 
-      // Taken before the sources are read: a change during the read makes the next run miss, never hit stale data.
-      const fingerprint = input.cache && hooks.sourceFingerprint ? await hooks.sourceFingerprint(input) : undefined;
-      const reusable = await findReusable(store, input, fingerprint);
-      if (reusable.result) {
-        // Commit under this run too, pointing at the reused artifacts: the run stays self-describing.
-        const result = await commit(store, input, reusable.result.outputs, { ...reusable.result.metrics, cachedFrom: reusable.fromRun });
-        return { ...result, attempt, cachedFrom: reusable.fromRun };
-      }
-
-      let details: Record<string, unknown> = { phase: 'starting' };
-      context.heartbeat(details);
+      // Heartbeats from here on: a fingerprint can take a while (hashing a pretrained checkpoint,
+      // creating the Python environment that resolves it).
+      let details: Record<string, unknown> = { phase: 'checking the cache' };
       const intervalMs = Math.max(1000, Math.min(10_000, (context.info.heartbeatTimeoutMs ?? 30_000) / 3));
       const ticker = setInterval(() => context.heartbeat(details), intervalMs);
       let peakRss = process.memoryUsage().rss;
       const rssSampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
       try {
+        // Taken before the sources are read: a change during the read makes the next run miss, never hit stale data.
+        const fingerprint = input.cache && hooks.sourceFingerprint ? await hooks.sourceFingerprint(input) : undefined;
+        const reusable = await findReusable(store, input, fingerprint);
+        if (reusable.result) {
+          // Commit under this run too, pointing at the reused artifacts: the run stays self-describing.
+          const result = await commit(store, input, reusable.result.outputs, { ...reusable.result.metrics, cachedFrom: reusable.fromRun });
+          return { ...result, attempt, cachedFrom: reusable.fromRun };
+        }
+        details = { phase: 'starting' };
+        context.heartbeat(details);
         const { outputs, metrics } = await implementation({
           input,
           store,

@@ -25,7 +25,7 @@ export function engineOf(name: string, stages: Record<string, RawStage | undefin
 }
 
 /** Stage types the torch engine runs so far; the others refuse torch models at validation. */
-export const TORCH_STAGE_TYPES: ReadonlySet<string> = new Set(['finetune']);
+export const TORCH_STAGE_TYPES: ReadonlySet<string> = new Set(['finetune', 'evaluate']);
 
 export interface EngineProblem {
   path: Array<string | number>;
@@ -41,11 +41,14 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     const engine = engineOf(name, stages);
     if (engine === undefined) continue;
     if (stage.type !== 'finetune') {
+      if (engine === 'torch' && stage.type === 'evaluate' && Array.isArray(stage.metrics) && stage.metrics.some((m) => m === 'bleu' || m === 'rouge')) {
+        problems.push({ path: at('metrics'), message: 'BLEU and ROUGE on generations are not computed by the torch engine yet; evaluate accuracy, f1 or perplexity' });
+      }
       if (engine === 'torch' && !TORCH_STAGE_TYPES.has(String(stage.type))) {
         const field = stage.type === 'distill' ? 'teacher' : 'model';
         problems.push({
           path: at(field),
-          message: `"${String(stage[field])}" is a torch model; the torch engine does not run ${String(stage.type)} stages yet (only finetune); evaluate it with a "command" stage running your script, or train it with the tfjs engine`,
+          message: `"${String(stage[field])}" is a torch model; the torch engine does not run ${String(stage.type)} stages yet (finetune and evaluate only); evaluate it with a "command" stage running your script, or train it with the tfjs engine`,
         });
       }
       continue;

@@ -166,7 +166,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions, 
             // the signal already stops the program, and the cancelled exit is reported below.
             if (!(err instanceof CancelledFailure)) throw err;
           }
-        } else {
+        } else if (message.kind === 'metrics') {
           reported.merge(message.values);
         }
       },

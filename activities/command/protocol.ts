@@ -8,6 +8,8 @@
 //       `tokensPerSec` are drawn as a progress bar; any other JSON values are kept as they are.
 //   {"tempered":"metrics","accuracy":0.97,"f1":0.95}
 //       Merged into the stage's final metrics (a later line overrides an earlier one key by key).
+//   {"tempered":"checkpoint","step":50,"dir":"..."}
+//       A complete checkpoint on disk (the torch engine uploads it; a command stage ignores it).
 //
 // Everything else on stdout and stderr is ordinary output: stored as the stage's `log` artifact,
 // and its last lines quoted when the program fails. Flush stdout after each protocol line
@@ -20,7 +22,8 @@ export const MAX_PROTOCOL_LINE_CHARS = 16 * 1024;
 /** What a protocol line says. */
 export type ProgramMessage =
   | { kind: 'progress'; details: Record<string, unknown> }
-  | { kind: 'metrics'; values: Record<string, unknown> };
+  | { kind: 'metrics'; values: Record<string, unknown> }
+  | { kind: 'checkpoint'; details: Record<string, unknown> };
 
 /** The message a line of the program's stdout carries, or undefined for an ordinary line. */
 export function parseProtocolLine(line: string): ProgramMessage | undefined {
@@ -39,6 +42,7 @@ export function parseProtocolLine(line: string): ProgramMessage | undefined {
   const { tempered: kind, ...rest } = parsed as Record<string, unknown>;
   if (kind === 'progress') return { kind: 'progress', details: rest };
   if (kind === 'metrics') return { kind: 'metrics', values: rest };
+  if (kind === 'checkpoint') return { kind: 'checkpoint', details: rest };
   return undefined; // an unknown kind is left to a later version of the protocol, not an error
 }
 

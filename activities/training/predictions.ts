@@ -10,3 +10,9 @@ export interface PredictionRow {
   predicted: string;
   text: string;
 }
+
+/** The first 240 characters of a text, on one line: enough to recognise a record in the report. */
+export function textSnippet(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 240 ? `${line.slice(0, 239)}…` : line;
+}

@@ -26,7 +26,10 @@ import { baseOf, loadModelArtifacts, saveModelArtifacts, type ModelDescriptor } 
 import { readDataset } from '../datasets';
 import { CURVES_OUTPUT, writeCurves } from '../curves';
 import { writeJsonl } from '../store';
-import { PREDICTIONS_OUTPUT, type PredictionRow } from './predictions';
+import { PREDICTIONS_OUTPUT, textSnippet, type PredictionRow } from './predictions';
+import { checkGate, GateFailedError } from './gate';
+
+export { checkGate, GateFailedError };
 import { classifyExamples, labelsOf, lmExamples, sample } from './examples';
 import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './memory';
 
@@ -36,26 +39,6 @@ import { checkTrainingFits, estimateTrainingBytes, memoryLimitBytes } from './me
 /** The tfjs engine's LoRA projections: the spec's (checked by the rules), else the default ones. */
 function tfjsLoraTargets(targets: readonly string[] | undefined): LoraOptions['targets'] {
   return targets ? (targets as LoraOptions['targets']) : [...LORA_DEFAULTS.targets];
-}
-
-/** A gate a model did not pass: non-retryable, with the measured value and the threshold. */
-export class GateFailedError extends Error {
-  override readonly name = 'GateFailed';
-  readonly nonRetryable = true;
-  constructor(
-    readonly stage: string,
-    readonly failures: Array<{ metric: string; value: number | undefined; min?: number; max?: number }>,
-  ) {
-    super(
-      `gate of stage "${stage}" failed: ${failures
-        .map((f) =>
-          f.value === undefined
-            ? `${f.metric} was not measured (available metrics are listed in the evaluate stage docs)`
-            : `${f.metric} = ${round(f.value)} ${f.min !== undefined && f.value < f.min ? `< min ${f.min}` : `> max ${f.max}`}`,
-        )
-        .join('; ')}`,
-    );
-  }
 }
 
 export const badInput = (message: string) => Object.assign(new Error(message), { nonRetryable: true });
@@ -279,7 +262,7 @@ export const evaluateStage: StageImplementation = async (ctx) => {
         return { predicted: predicted.map((p) => labels[p]), report: classificationReport(examples.map((e) => labels[e.label!]), predicted.map((p) => labels[p]), labels) };
       };
       const { predicted, report } = score(records);
-      predictions = records.map((r, i) => ({ id: r.id, label: r.label!, predicted: predicted[i], text: snippet(r.text) }));
+      predictions = records.map((r, i) => ({ id: r.id, label: r.label!, predicted: predicted[i], text: textSnippet(r.text) }));
       Object.assign(metrics, { accuracy: round(report.accuracy), macroF1: round(report.macroF1), perClass: report.perClass, confusion: report.confusion });
       if (options.robustness) {
         ctx.progress({ phase: 'evaluating perturbed copy', examples: records.length });
@@ -319,11 +302,6 @@ export const evaluateStage: StageImplementation = async (ctx) => {
   }
 };
 
-/** The first 240 characters of a text, on one line: enough to recognise a record in the report. */
-function snippet(text: string): string {
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > 240 ? `${line.slice(0, 239)}…` : line;
-}
 
 /** quantize: per-channel symmetric int8 weights; reports size, metric and latency deltas. */
 export const quantizeStage: StageImplementation = async (ctx) => {
@@ -541,21 +519,6 @@ function generationMetrics(gpt: Gpt, tokenizer: BpeTokenizer, records: Array<{ t
     metrics.rouge = { rouge1: round(r.rouge1.f1), rouge2: round(r.rouge2.f1), rougeL: round(r.rougeL.f1) };
   }
   return metrics;
-}
-
-/** Checks every gated metric; names may be nested with dots (e.g. `robustness.macroF1`). */
-export function checkGate(
-  gate: NonNullable<EvaluateOptions['gate']>,
-  metrics: Metrics,
-): { passed: boolean; checks: Array<{ metric: string; value: number | undefined; min?: number; max?: number; passed: boolean }>; failures: GateFailedError['failures'] } {
-  const checks = Object.entries(gate).map(([metric, bounds]) => {
-    const value = metric.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), metrics);
-    const number = typeof value === 'number' ? value : undefined;
-    const passed = number !== undefined && (bounds.min === undefined || number >= bounds.min) && (bounds.max === undefined || number <= bounds.max);
-    return { metric, value: number, ...bounds, passed };
-  });
-  const failures = checks.filter((c) => !c.passed).map(({ metric, value, min, max }) => ({ metric, value, min, max }));
-  return { passed: failures.length === 0, checks, failures };
 }
 
 /**

@@ -369,16 +369,21 @@ def run(job: Job) -> dict[str, Any]:
     return metrics
 
 
-def main(argv: list[str]) -> int:
+def job_main(argv: list[str], module: str, work) -> int:
+    """The entry of a tempered_torch module: one job file; bad input exits EXIT_BAD_INPUT, not retried."""
     if len(argv) != 2:
-        print("usage: python -m tempered_torch.finetune <job.json>", file=sys.stderr)
+        print(f"usage: python -m tempered_torch.{module} <job.json>", file=sys.stderr)
         return 2
     try:
-        run(Job.load(argv[1]))
+        work(argv[1])
     except BadInput as err:
         print(f"tempered_torch: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return job_main(argv, "finetune", lambda path: run(Job.load(path)))
 
 
 if __name__ == "__main__":

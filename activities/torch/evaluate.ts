@@ -1,0 +1,122 @@
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ensurePythonEnv } from '../../infra/python-env';
+import type { ArtifactRef, Metrics } from '../../workflows/types';
+import { createRandom, loadWordNetSynonyms, seedFrom } from '../data';
+import { readDataset } from '../datasets';
+import { classificationReport, perplexity } from '../ml/metrics';
+import { perturbText } from '../ml/perturb';
+import type { StageImplementation } from '../stage-runner';
+import { optionsOf } from '../stage-options';
+import { writeJsonl } from '../store';
+import { sample } from '../training/examples';
+import { checkGate, GateFailedError } from '../training/gate';
+import { PREDICTIONS_OUTPUT, textSnippet, type PredictionRow } from '../training/predictions';
+import { resolveBase } from './base';
+import { DESCRIPTOR, downloadFiles, HF_PREFIX, runTorch, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+
+// The torch engine's evaluate: the model predicts in tempered_torch.predict; every metric is
+// computed here with the same code as the tfjs engine's (activities/ml/metrics.ts), so the two
+// engines' numbers compare.
+
+const round = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
+
+export const torchEvaluateStage: StageImplementation = async (ctx) => {
+  const options = optionsOf(ctx.input, 'evaluate');
+  const model = ctx.input.inputs[options.model];
+  const descriptorRef = model?.outputs[DESCRIPTOR];
+  if (!model || !descriptorRef) throw new TorchProgramError(`stage "${options.model}" did not produce a torch model`, true);
+  const descriptor = await ctx.store.readJson<TorchModelDescriptor>(descriptorRef);
+  ctx.progress({ phase: 'preparing the Python environment' });
+  const env = await ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
+  const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-eval-'));
+  try {
+    const dataset = ctx.input.inputs[ctx.input.dataInputs[0]];
+    const records = sample(await readDataset(ctx, dataset?.outputs[options.split], `the ${options.split} split`), options.maxExamples, ctx.input.seed, 'evaluate');
+    const modelDir = path.join(work, 'model');
+    ctx.progress({ phase: 'downloading the model', model: options.model });
+    await downloadFiles(ctx.store, model.outputs, HF_PREFIX, modelDir);
+    const base = descriptor.adapter ? await adapterBase(descriptor, ctx.input.baseDir, env.python) : undefined;
+
+    const files: Record<string, string> = { test: path.join(work, 'test.jsonl') };
+    await writeJsonlFile(files.test, records);
+    const classify = descriptor.objective === 'classify';
+    const robustness = classify && options.robustness ? options.robustness : undefined;
+    if (robustness) {
+      const random = createRandom(seedFrom(ctx.input.seed, 'robustness'));
+      const synonyms = robustness.synonyms > 0 ? loadWordNetSynonyms() : undefined;
+      files.perturbed = path.join(work, 'perturbed.jsonl');
+      await writeJsonlFile(files.perturbed, records.map((r) => ({ ...r, text: perturbText(r.text, robustness, random, synonyms).text })));
+    }
+    const job = {
+      objective: descriptor.objective,
+      model_dir: modelDir,
+      adapter: descriptor.adapter,
+      ...(base ? { base } : {}),
+      labels: descriptor.labels ?? [],
+      records: files,
+      out_dir: path.join(work, 'predictions'),
+      batch_size: 16,
+      max_length: descriptor.maxLength ?? 128,
+    };
+    const jobFile = path.join(work, 'job.json');
+    await writeFile(jobFile, JSON.stringify(job));
+    let reported: Record<string, unknown> = {};
+    const started = Date.now();
+    await runTorch(ctx, env.python, 'predict', jobFile, work, (message) => {
+      if (message.kind === 'metrics') reported = { ...reported, ...message.values };
+      else if (message.kind === 'progress') ctx.progress({ phase: 'evaluating', engine: 'torch', ...message.details });
+    });
+    const read = async <T>(name: string) => (await readFile(path.join(job.out_dir, `${name}.jsonl`), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+
+    const modelBytes = Object.entries(model.outputs).filter(([name]) => name.startsWith(HF_PREFIX)).reduce((n, [, ref]) => n + ref.bytes, 0);
+    const metrics: Metrics = { model: options.model, split: options.split, examples: records.length, objective: descriptor.objective, modelBytes, modelParameters: reported.parameters, backend: 'torch', engine: 'torch' };
+    const outputs: Record<string, ArtifactRef> = {};
+    if (classify) {
+      const labels = descriptor.labels!;
+      const score = (predicted: string[]) => classificationReport(records.map((r) => r.label ?? ''), predicted, labels);
+      const predicted = (await read<{ predicted: string }>('test')).map((p) => p.predicted);
+      const report = score(predicted);
+      Object.assign(metrics, { accuracy: round(report.accuracy), macroF1: round(report.macroF1), perClass: report.perClass, confusion: report.confusion });
+      if (robustness) {
+        const shifted = score((await read<{ predicted: string }>('perturbed')).map((p) => p.predicted));
+        metrics.robustness = {
+          accuracy: round(shifted.accuracy),
+          macroF1: round(shifted.macroF1),
+          drop: { accuracy: round(report.accuracy - shifted.accuracy), macroF1: round(report.macroF1 - shifted.macroF1) },
+          perturbation: robustness,
+        };
+      }
+      const rows: PredictionRow[] = records.map((r, i) => ({ id: r.id, label: r.label ?? '', predicted: predicted[i], text: textSnippet(r.text) }));
+      outputs[PREDICTIONS_OUTPUT] = await writeJsonl(ctx.store, ctx.outputKey('predictions.jsonl'), rows);
+    } else {
+      const scored = await read<{ nll: number; tokens: number }>('test');
+      const [nll, tokens] = scored.reduce(([a, b], s) => [a + s.nll, b + s.tokens], [0, 0]);
+      metrics.loss = round(nll / Math.max(1, tokens));
+      metrics.perplexity = round(perplexity(nll / Math.max(1, tokens)));
+    }
+    metrics.efficiency = { samplesPerSec: reported.samplesPerSec, tokensPerSec: reported.tokensPerSec, wallTimeMs: Date.now() - started };
+    if (options.gate) {
+      const gate = checkGate(options.gate, metrics);
+      metrics.gate = gate;
+      if (!gate.passed) throw new GateFailedError(ctx.input.stage, gate.failures);
+    }
+    return { outputs, metrics };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+};
+
+/** The base an adapter applies to, found again and checked file by file against what it was trained on. */
+async function adapterBase(descriptor: TorchModelDescriptor, specDir: string, python: string): Promise<{ dir: string; gguf_file?: string }> {
+  const recorded = descriptor.base;
+  if (!recorded) throw new TorchProgramError('the model holds LoRA adapters but names no base checkpoint', true);
+  const base = await resolveBase(recorded.reference, specDir, python);
+  const now = new Map(base.files.map((f) => [f.name, f.sha256]));
+  const changed = recorded.files.filter((f) => now.get(f.name) !== f.sha256).map((f) => f.name);
+  if (changed.length > 0) {
+    throw new TorchProgramError(`the adapters were trained on base ${JSON.stringify(recorded.reference)}, whose files changed since (${changed.slice(0, 5).join(', ')}); rerun the finetune stage`, true);
+  }
+  return { dir: base.dir, ...(base.ggufFile ? { gguf_file: base.ggufFile } : {}) };
+}

@@ -1,0 +1,100 @@
+"""The torch engine's evaluation: predictions only, the metrics are Tempered's.
+
+    python -m tempered_torch.predict job.json
+
+For each named record file it writes `<out_dir>/<name>.jsonl`: a classifier's predicted label per
+record (`{"id", "predicted"}`), or a language model's summed negative log-likelihood and token
+count (`{"id", "nll", "tokens"}`). Tempered computes accuracy, macro-F1, perplexity, ... from them
+with the same code for every engine, so the engines' numbers are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .finetune import emit, job_main, read_records
+
+
+def load_model(job: dict[str, Any]):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    model_dir = job["model_dir"]
+    base = job.get("base")
+    source = base["dir"] if job.get("adapter") else model_dir
+    kwargs = {"gguf_file": base["gguf_file"]} if job.get("adapter") and base.get("gguf_file") else {}
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if job["objective"] == "classify":
+        labels = job["labels"]
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, torch_dtype=torch.float32, **kwargs
+        )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32, **kwargs)
+    if job.get("adapter"):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, model_dir).merge_and_unload()
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    return model, tokenizer
+
+
+def run(job: dict[str, Any]) -> None:
+    import torch
+
+    if job.get("threads", 0) > 0:
+        torch.set_num_threads(job["threads"])
+    model, tokenizer = load_model(job)
+    out_dir = Path(job["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size, max_length = int(job.get("batch_size", 16)), int(job.get("max_length", 128))
+    labels = job.get("labels", [])
+    started = time.perf_counter()
+    tokens = examples = 0
+    total = 0
+    files = {name: read_records(path, f"the {name} records") for name, path in job["records"].items()}
+    total = sum(len(r) for r in files.values())
+    with torch.no_grad():
+        for name, records in files.items():
+            with (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+                for start in range(0, len(records), size):
+                    rows = records[start : start + size]
+                    batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+                    tokens += int(batch["attention_mask"].sum())
+                    if job["objective"] == "classify":
+                        predicted = model(**batch).logits.argmax(-1).tolist()
+                        for r, p in zip(rows, predicted):
+                            out.write(json.dumps({"id": r.get("id"), "predicted": labels[p]}) + "\n")
+                    else:
+                        logits = model(**batch).logits[:, :-1]
+                        targets = batch["input_ids"][:, 1:]
+                        mask = batch["attention_mask"][:, 1:].bool()
+                        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+                        for i, r in enumerate(rows):
+                            out.write(json.dumps({"id": r.get("id"), "nll": float(nll[i][mask[i]].sum()), "tokens": int(mask[i].sum())}) + "\n")
+                    examples += len(rows)
+                    emit("progress", phase=f"predicting ({name})", done=examples, total=total)
+    seconds = max(time.perf_counter() - started, 1e-9)
+    emit(
+        "metrics",
+        samplesPerSec=round(examples / seconds, 2),
+        tokensPerSec=round(tokens / seconds, 1),
+        parameters=sum(p.numel() for p in model.parameters()),
+        torch=torch.__version__,
+    )
+
+
+def main(argv: list[str]) -> int:
+    return job_main(argv, "predict", lambda path: run(json.loads(Path(path).read_text(encoding="utf-8"))))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,125 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { ensurePythonEnv, pythonRunEnv, PYTHON_DIR } from '../../infra/python-env';
+import { newRunId, startRun } from '../../cli/runs';
+import { loadSpecText } from '../../pipelines/load';
+import { planPipeline } from '../../pipelines/plan';
+import type { RunSummary } from '../../workflows/types';
+import { startHarness, waitForSummary, type Harness } from '../support/harness';
+
+// The torch engine's finetune on real Temporal + MinIO and the real Python packages: a tiny BERT
+// checkpoint built from a config in the test (no download) is fine-tuned to classify mails; the
+// stored model loads with plain transformers, its base files are in the lineage, and a second run
+// is a verified cache hit.
+
+const run = promisify(execFile);
+let h: Harness;
+let python: string;
+let dir: string;
+
+beforeAll(async () => {
+  python = (await ensurePythonEnv()).python; // minutes on a machine without the environment yet
+  h = await startHarness();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-'));
+  await run(python, [path.join(PYTHON_DIR, 'tests', 'tiny_base.py'), path.join(dir, 'tiny-base')], { env: pythonRunEnv() });
+  for (let i = 0; i < 48; i++) {
+    const spam = i % 3 === 0;
+    await mkdir(path.join(dir, 'mail', spam ? 'spam' : 'ham'), { recursive: true });
+    await writeFile(path.join(dir, 'mail', spam ? 'spam' : 'ham', `${i}.txt`), `${spam ? 'win free money prize now offer' : 'meeting notes attached team lunch report'} ${'the a '.repeat(i % 5)} number ${i}`);
+  }
+}, 1_800_000);
+
+afterAll(async () => {
+  await h?.close();
+});
+
+const spec = `
+apiVersion: tempered.dev/v1
+name: torch-tiny
+seed: 5
+stages:
+  collect: { type: collect, sources: [{ path: "mail/*/*.txt" }], labelFromPath: "(?<label>ham|spam)/" }
+  split: { type: split, input: collect, ratios: { train: 0.7, validation: 0.15, test: 0.15 } }
+  tune:
+    type: finetune
+    input: split
+    base: tiny-base
+    objective: classify
+    steps: 6
+    batchSize: 4
+    maxLength: 16
+    optimizer: { lr: 0.001 }
+    validateEvery: 3
+    checkpointEvery: 2
+  adapters:
+    type: finetune
+    input: split
+    base: tiny-base
+    objective: classify
+    steps: 4
+    batchSize: 4
+    maxLength: 16
+    lora: { rank: 4, targets: [query, value] }
+  evaluate: { type: evaluate, input: split, model: tune }
+  evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
+`;
+
+async function runSpec(): Promise<RunSummary> {
+  const plan = planPipeline(loadSpecText(spec, path.join(dir, 'spec.yaml')));
+  const { workflowId } = await startRun(h.client, plan, newRunId());
+  return waitForSummary(h.client, workflowId, 600_000);
+}
+
+test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a Hugging Face directory', async () => {
+  const summary = await runSpec();
+  expect(Object.entries(summary.stages).filter(([, s]) => s.status !== 'succeeded').map(([n, s]) => `${n}: ${s.error}`)).toEqual([]);
+  const tune = summary.stages.tune;
+  expect(tune.config).toMatchObject({ engine: 'torch', base: 'tiny-base' });
+  expect(tune.metrics).toMatchObject({ engine: 'torch', objective: 'classify', steps: 6, labels: ['ham', 'spam'], base: 'tiny-base', curve: { points: 6 } });
+  const names = tune.outputs.map((o) => o.name);
+  expect(names).toEqual(expect.arrayContaining(['hf/config.json', 'hf/model.safetensors', 'hf/tokenizer.json', 'torch-model.json', 'curves']));
+  const descriptor = await h.store.readJson<{ engine: string; base: { files: Array<{ name: string; sha256: string }> } }>({ ...tune.outputs.find((o) => o.name === 'torch-model.json')!, mediaType: 'application/json' });
+  expect(descriptor.engine).toBe('torch');
+  expect(descriptor.base.files.map((f) => f.name)).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json']));
+
+  // Plain transformers loads what was stored, unchanged.
+  const local = path.join(dir, 'downloaded');
+  await mkdir(local, { recursive: true });
+  for (const output of tune.outputs.filter((o) => o.name.startsWith('hf/'))) {
+    await writeFile(path.join(local, output.name.slice(3)), await h.store.readBuffer({ ...output, mediaType: 'application/octet-stream' }));
+  }
+  const { stdout } = await run(python, ['-c', 'import sys, json; from transformers import AutoModelForSequenceClassification as M, AutoTokenizer as T; m = M.from_pretrained(sys.argv[1]); t = T.from_pretrained(sys.argv[1]); print(json.dumps({"labels": m.config.id2label, "logits": list(m(**t(["win money"], return_tensors="pt")).logits.shape)}))', local], { env: pythonRunEnv() });
+  expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ labels: { '0': 'ham', '1': 'spam' }, logits: [1, 2] });
+
+  // LoRA: only the adapters (and the new head) are stored, with a reference to the base.
+  const adapterNames = summary.stages.adapters.outputs.map((o) => o.name);
+  expect(adapterNames).toEqual(expect.arrayContaining(['hf/adapter_config.json', 'hf/adapter_model.safetensors']));
+  expect(adapterNames).not.toContain('hf/model.safetensors');
+  expect(summary.stages.adapters.metrics.trainableFraction).toBeLessThan(0.5);
+
+  // Evaluation: predictions from torch, metrics from Tempered's own code, as for tfjs models.
+  const evaluation = summary.stages.evaluate.metrics as Record<string, any>;
+  expect(evaluation).toMatchObject({ engine: 'torch', objective: 'classify', split: 'test' });
+  expect(evaluation.confusion.labels).toEqual(['ham', 'spam']);
+  const rows = [] as Array<{ label: string; predicted: string }>;
+  const ref = summary.stages.evaluate.outputs.find((o) => o.name === 'predictions')!;
+  for (const line of (await h.store.readBuffer({ ...ref, mediaType: 'application/jsonl' })).toString('utf8').split('\n').filter(Boolean)) rows.push(JSON.parse(line));
+  expect(rows).toHaveLength(evaluation.examples);
+  expect(rows.filter((r) => r.label === r.predicted).length / rows.length).toBeCloseTo(evaluation.accuracy, 4);
+  expect(evaluation.robustness.drop).toHaveProperty('macroF1');
+  expect(summary.stages['evaluate-adapters'].metrics).toMatchObject({ engine: 'torch', examples: evaluation.examples });
+
+  // The same spec and base again: a cache hit, whose outputs are the first run's.
+  const again = await runSpec();
+  expect(again.stages.tune).toMatchObject({ status: 'cached', cachedFrom: summary.runId });
+}, 900_000);
+
+test('a torch fine-tune resumed from its checkpoint ends with the weights of one that never stopped (CPU)', async () => {
+  // python/tests/finetune_resume.py: 6 steps with checkpoints at 2 and 4, then again from step 4.
+  const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-resume-'));
+  const { stdout } = await run(python, [path.join(PYTHON_DIR, 'tests', 'finetune_resume.py'), work], { env: pythonRunEnv() });
+  expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toMatchObject({ checkpoints: [2, 4], resumedFrom: 4, resumedSteps: [5, 6], identical: true });
+}, 300_000);
