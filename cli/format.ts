@@ -41,7 +41,7 @@ export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = com
       const split = typeof m.split === 'string' ? ` on ${m.split}` : '';
       lines.push(`  ${name}: ${task}${split}${robust}  [${formatBytes(m.modelBytes ?? 0)}]`);
     } else if (s.type === 'finetune' || s.type === 'distill') {
-      lines.push(`  ${name}: ${m.steps} steps, ${m.tokensPerSec} tokens/s on ${m.backend}${m.threads > 1 ? ` (${m.threads} threads)` : ''}, ${m.parameters} parameters${m.trainableFraction < 1 ? `, ${(m.trainableFraction * 100).toFixed(1)}% trainable` : ''}`);
+      lines.push(`  ${name}: ${m.steps} steps, ${m.tokensPerSec} tokens/s on ${m.engine === 'torch' ? `torch ${m.torch ?? ''} (${m.device ?? 'cpu'})` : m.backend}${m.threads > 1 ? ` (${m.threads} threads)` : ''}, ${m.parameters} parameters${m.trainableFraction < 1 ? `, ${(m.trainableFraction * 100).toFixed(1)}% trainable` : ''}`);
       if (s.type === 'distill') lines.push(`    student/teacher macro-F1 on the validation split ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);
     } else if (s.type === 'quantize') {
       const slower = typeof m.latencyBeforeMs === 'number' && typeof m.latencyAfterMs === 'number' && m.latencyAfterMs > m.latencyBeforeMs;

@@ -55,6 +55,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     }
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
+      if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
       const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
       if (Array.isArray(targets)) {
         targets.forEach((t, i) => {
@@ -76,6 +77,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (typeof stage.base === 'string' && from !== undefined) {
       problems.push({ path: at('base'), message: `give "base" or "from", not both: "from: ${from}" already brings its model` });
     }
+    if (stage.init === 'random' && typeof stage.base !== 'string') problems.push({ path: at('init'), message: '"init: random" re-initialises a base checkpoint\'s architecture; it needs "base"' });
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
     if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });

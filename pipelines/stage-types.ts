@@ -268,6 +268,8 @@ export const FinetuneOptionsSchema = z.strictObject({
    * downloaded: every file's sha256 goes into the cache key and the lineage.
    */
   base: z.string().min(1).max(1000).optional(),
+  /** torch engine: `pretrained` weights of `base`, or `random`: its architecture freshly initialised (the ablation that shows what pretraining buys). Default pretrained. */
+  init: z.enum(['pretrained', 'random']).default('pretrained'),
   /** torch engine: tokens per example; longer records are truncated. Default 128. */
   maxLength: z.number().int().min(8).max(131_072).default(128),
   /** The tokenizer stage. Required unless `from` names a model (its tokenizer is reused). */

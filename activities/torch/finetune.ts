@@ -71,6 +71,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       weight_decay: options.optimizer.weightDecay,
       warmup_steps: options.optimizer.warmupSteps ?? defaultWarmupSteps(options.steps),
       max_length: options.maxLength,
+      init: options.init,
       seed: ctx.input.seed,
       checkpoint_every: options.checkpointEvery,
       validate_every: options.validateEvery,

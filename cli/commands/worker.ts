@@ -23,12 +23,13 @@ export function registerWorker(cli: Command): void {
     .description('start local servers and run the two-corpus demo pipeline end to end (--continual: three continual-learning cycles)')
     .option('--json', 'print the final summary as JSON')
     .option('--continual', 'run the continual demo: the mail corpus released in three slices, one scheduled retrain cycle each')
-    .action(async (opts: { json?: boolean; continual?: boolean }) => {
+    .option('--torch', 'run the torch-engine demo: pretrained MiniLM fine-tuned on ham/spam (full and LoRA) against the same model from random weights')
+    .action(async (opts: { json?: boolean; continual?: boolean; torch?: boolean }) => {
       const stateDir = stateDirOf(cli);
       const [local, { readServers }, { formatHeadline }] = await Promise.all([import('../local-run'), import('../../infra/servers'), import('../format')]);
       await local.startLocalServers(stateDir);
       if (opts.continual) return local.continualDemo(stateDir);
-      const specFile = path.join(EXAMPLES_DIR, 'demo.yaml');
+      const specFile = path.join(EXAMPLES_DIR, opts.torch ? 'torch-demo.yaml' : 'demo.yaml');
       log(`running ${path.relative(process.cwd(), specFile)}`);
       const summary = await local.runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
       if (summary && !opts.json) {

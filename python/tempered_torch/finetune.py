@@ -60,6 +60,7 @@ class Job:
     lora: dict[str, Any] | None = None
     resume_dir: str | None = None
     threads: int = 0
+    init: str = "pretrained"
 
     @staticmethod
     def load(path: str) -> "Job":
@@ -115,17 +116,14 @@ def load_base(job: Job):
         raise BadInput(f"base {directory}: transformers cannot read its config ({err}); an unknown architecture?") from err
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    if job.objective == "classify":
-        model = AutoModelForSequenceClassification.from_pretrained(
-            directory,
-            num_labels=len(job.labels),
-            id2label=dict(enumerate(job.labels)),
-            label2id={label: i for i, label in enumerate(job.labels)},
-            torch_dtype=torch.float32,
-            **kwargs,
-        )
+    head = {"num_labels": len(job.labels), "id2label": dict(enumerate(job.labels)), "label2id": {label: i for i, label in enumerate(job.labels)}} if job.objective == "classify" else {}
+    auto = AutoModelForSequenceClassification if job.objective == "classify" else AutoModelForCausalLM
+    if job.init == "random":
+        # The ablation: the same architecture, tokenizer and training, without the pretrained weights.
+        config = AutoConfig.from_pretrained(directory, **head, **kwargs)
+        model = auto.from_config(config, torch_dtype=torch.float32)
     else:
-        model = AutoModelForCausalLM.from_pretrained(directory, torch_dtype=torch.float32, **kwargs)
+        model = auto.from_pretrained(directory, torch_dtype=torch.float32, **head, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -153,9 +151,10 @@ def with_lora(model, job: Job):
 class Batches:
     """The batch of step s: records s*B .. s*B+B-1 of the epoch's seeded permutation."""
 
-    def __init__(self, records, tokenizer, job: Job):
+    def __init__(self, records, tokenizer, job: Job, device=None):
         import numpy as np
 
+        self.device = device
         self.np = np
         self.records = records
         self.tokenizer = tokenizer
@@ -191,7 +190,7 @@ class Batches:
             labels = encoded["input_ids"].clone()
             labels[encoded["attention_mask"] == 0] = -100
             encoded["labels"] = labels
-        return encoded
+        return encoded.to(self.device) if self.device is not None else encoded
 
     def batch(self, step: int):
         return self.encode([self.records[i] for i in self.indices(step)])
@@ -300,12 +299,14 @@ def run(job: Job) -> dict[str, Any]:
     validation = read_records(job.validation, "the validation split") if job.validation else []
     model, tokenizer = load_base(job)
     model = with_lora(model, job)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     trainable_parameters = sum(p.numel() for p in trainable(model))
     optimizer = torch.optim.AdamW(trainable(model), lr=job.lr, weight_decay=job.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job))
-    batches = Batches(train, tokenizer, job)
+    batches = Batches(train, tokenizer, job, device)
 
     checkpoints = Path(job.checkpoint_dir)
     start = 0
@@ -323,7 +324,9 @@ def run(job: Job) -> dict[str, Any]:
         loss_sum = 0.0
         for micro in range(job.grad_accum):
             batch = batches.batch(step * job.grad_accum + micro)
-            out = model(**batch)
+            # bf16 autocast on GPU; CPU runs in float32.
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = model(**batch)
             (out.loss / job.grad_accum).backward()
             loss_sum += float(out.loss) / job.grad_accum
             tokens += int(batch["attention_mask"].sum())
@@ -352,7 +355,7 @@ def run(job: Job) -> dict[str, Any]:
     metrics = {
         "engine": "torch",
         "torch": torch.__version__,
-        "device": "cpu",
+        "device": device.type,
         "objective": job.objective,
         "steps": job.steps,
         "parameters": parameters,

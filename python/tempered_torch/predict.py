@@ -53,6 +53,8 @@ def run(job: dict[str, Any]) -> None:
     if job.get("threads", 0) > 0:
         torch.set_num_threads(job["threads"])
     model, tokenizer = load_model(job)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
     out_dir = Path(job["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     size, max_length = int(job.get("batch_size", 16)), int(job.get("max_length", 128))
@@ -67,7 +69,7 @@ def run(job: dict[str, Any]) -> None:
             with (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                 for start in range(0, len(records), size):
                     rows = records[start : start + size]
-                    batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+                    batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
                     tokens += int(batch["attention_mask"].sum())
                     if job["objective"] == "classify":
                         predicted = model(**batch).logits.argmax(-1).tolist()

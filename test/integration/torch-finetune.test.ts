@@ -123,3 +123,16 @@ test('a torch fine-tune resumed from its checkpoint ends with the weights of one
   const { stdout } = await run(python, [path.join(PYTHON_DIR, 'tests', 'finetune_resume.py'), work], { env: pythonRunEnv() });
   expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toMatchObject({ checkpoints: [2, 4], resumedFrom: 4, resumedSteps: [5, 6], identical: true });
 }, 300_000);
+
+test('causal-lm with LoRA: adapters are trained and stored, and predict scores each record with base + adapters', async () => {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-lm-'));
+  const { stdout } = await run(python, [path.join(PYTHON_DIR, 'tests', 'causal_lm_lora.py'), work], { env: pythonRunEnv() });
+  expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+    finetuneExit: 0,
+    predictExit: 0,
+    adapterFiles: ['adapter_config.json', 'adapter_model.safetensors'],
+    trainableFraction: expect.any(Number),
+    scored: 20,
+    allFinite: true,
+  });
+}, 300_000);

