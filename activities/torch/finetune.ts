@@ -6,7 +6,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { ensurePythonEnv } from '../../infra/python-env';
 import { defaultWarmupSteps } from '../../pipelines/trainer-defaults';
 import type { ArtifactRef, Metrics } from '../../workflows/types';
-import { curveSummary, CURVES_OUTPUT, CurveRecorder, writeCurves } from '../curves';
+import { curveSummary, CURVES_OUTPUT, CurveRecorder, readCurves, writeCurves, type CurvePoint } from '../curves';
 import { readDataset } from '../datasets';
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
@@ -84,7 +84,9 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
     const jobFile = path.join(work, 'job.json');
     await writeFile(jobFile, JSON.stringify(job, null, 2));
 
+    // A resumed attempt's curve starts with the points its checkpoint kept: each step once.
     const curve = new CurveRecorder();
+    curve.points.push(...(resume?.curve ?? []));
     let metrics: Record<string, unknown> = {};
     let last: Record<string, unknown> = {};
     let uploads: Promise<void> = Promise.resolve();
@@ -110,7 +112,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
           // Uploaded in order while training goes on; the heartbeat names it once it is whole in the store.
           uploads = uploads.then(async () => {
             try {
-              const pointer = await storeCheckpoint(ctx, step, dir);
+              const pointer = await storeCheckpoint(ctx, step, dir, curve.points.filter((p) => p.step <= step));
               last = { ...last, checkpointStep: step, checkpoint: pointer };
               report({ phase: 'training', engine: 'torch', ...last });
             } catch (err) {
@@ -164,30 +166,36 @@ function continuedLabels(previous: string[] | undefined, current: string[]): str
  * names a whole checkpoint), then deletes the checkpoint it replaced. A worker lost at any moment
  * leaves a pointer to a whole checkpoint.
  */
-async function storeCheckpoint(ctx: StageContext, step: number, dir: string): Promise<ArtifactRef> {
+async function storeCheckpoint(ctx: StageContext, step: number, dir: string, curve: CurvePoint[]): Promise<ArtifactRef> {
   const prefix = ctx.outputKey(`checkpoints/torch/step-${String(step).padStart(8, '0')}/`);
   const files: Record<string, ArtifactRef> = {};
   for (const name of await listFiles(dir)) files[name] = await ctx.store.put(`${prefix}${name}`, createReadStream(path.join(dir, name)), 'application/octet-stream');
-  const pointer = await ctx.store.put(ctx.outputKey(CHECKPOINT_POINTER), JSON.stringify({ step, files }), 'application/json');
+  const curveRef = await writeCurves(ctx.store, `${prefix}${CURVE_FILE}`, curve);
+  const pointer = await ctx.store.put(ctx.outputKey(CHECKPOINT_POINTER), JSON.stringify({ step, files, curve: curveRef }), 'application/json');
   for (const key of await ctx.store.list(ctx.outputKey('checkpoints/torch/'))) if (!key.startsWith(prefix)) await ctx.store.delete(key);
   return pointer;
 }
+
+/** The curve up to a checkpoint's step, stored beside it (not a file of the checkpoint directory). */
+const CURVE_FILE = 'tempered-curve.jsonl';
 
 /** Where the latest whole checkpoint of a torch stage is named. */
 const CHECKPOINT_POINTER = 'checkpoints/torch-latest.json';
 
 /** The latest whole checkpoint of an earlier attempt, downloaded (verified) into `dir`. */
-async function latestCheckpoint(ctx: StageContext, dir: string): Promise<{ step: number; dir: string } | undefined> {
+async function latestCheckpoint(ctx: StageContext, dir: string): Promise<{ step: number; dir: string; curve: CurvePoint[] } | undefined> {
   const found = await ctx.store.readKey(ctx.outputKey(CHECKPOINT_POINTER), 'application/json');
   if (!found) return undefined;
-  const pointer = JSON.parse(found.body.toString('utf8')) as { step: number; files: Record<string, ArtifactRef> };
+  const pointer = JSON.parse(found.body.toString('utf8')) as { step: number; files: Record<string, ArtifactRef>; curve?: ArtifactRef };
+  let curve: CurvePoint[] = [];
   try {
     await downloadFiles(ctx.store, pointer.files, '', dir);
+    if (pointer.curve) curve = await readCurves(ctx.store, pointer.curve);
   } catch {
     // Overwritten by a later checkpoint mid-download (the files no longer match): start over.
     return undefined;
   }
   ctx.progress({ phase: 'resuming', fromStep: pointer.step });
-  return { step: pointer.step, dir };
+  return { step: pointer.step, dir, curve };
 }
 

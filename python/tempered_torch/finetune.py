@@ -372,8 +372,25 @@ def run(job: Job) -> dict[str, Any]:
     return metrics
 
 
+def exit_with_parent() -> None:
+    """Ends this process when the worker that started it is gone (SIGKILLed: nothing stops its
+    children), so a lost worker leaves no orphan training on the node."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def job_main(argv: list[str], module: str, work) -> int:
     """The entry of a tempered_torch module: one job file; bad input exits EXIT_BAD_INPUT, not retried."""
+    exit_with_parent()
     if len(argv) != 2:
         print(f"usage: python -m tempered_torch.{module} <job.json>", file=sys.stderr)
         return 2
