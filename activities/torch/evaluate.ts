@@ -96,7 +96,7 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       metrics.loss = round(nll / Math.max(1, tokens));
       metrics.perplexity = round(perplexity(nll / Math.max(1, tokens)));
     }
-    metrics.efficiency = { samplesPerSec: reported.samplesPerSec, tokensPerSec: reported.tokensPerSec, wallTimeMs: Date.now() - started };
+    metrics.efficiency = { samplesPerSec: reported.samplesPerSec, tokensPerSec: reported.tokensPerSec, peakMemoryBytes: reported.peakMemoryBytes, wallTimeMs: Date.now() - started };
     if (options.gate) {
       const gate = checkGate(options.gate, metrics);
       metrics.gate = gate;

@@ -286,6 +286,17 @@ def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> 
     return result
 
 
+def peak_memory_bytes(device) -> int:
+    """Peak GPU memory allocated on CUDA (the seed's 显存占用); peak resident memory of this process on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def run(job: Job) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -356,6 +367,7 @@ def run(job: Job) -> dict[str, Any]:
         "engine": "torch",
         "torch": torch.__version__,
         "device": device.type,
+        "peakMemoryBytes": peak_memory_bytes(device),
         "objective": job.objective,
         "steps": job.steps,
         "parameters": parameters,

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .finetune import emit, job_main, read_records
+from .finetune import emit, job_main, peak_memory_bytes, read_records
 
 
 def load_model(job: dict[str, Any]):
@@ -90,6 +90,7 @@ def run(job: dict[str, Any]) -> None:
         samplesPerSec=round(examples / seconds, 2),
         tokensPerSec=round(tokens / seconds, 1),
         parameters=sum(p.numel() for p in model.parameters()),
+        peakMemoryBytes=peak_memory_bytes(device),
         torch=torch.__version__,
     )
 
