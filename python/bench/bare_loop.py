@@ -23,12 +23,21 @@ def main() -> None:
     model = AutoModelForSequenceClassification.from_pretrained(job["base"]["dir"], num_labels=len(labels))
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=job["lr"], weight_decay=job.get("weight_decay", 0.01))
-    order = np.random.default_rng(job.get("seed", 42)).permutation(len(records))
     size = job["batch_size"]
+    n = len(records)
+    # The engine's batch order (a seeded permutation per epoch), so both pad the same batches.
+    orders = {}
+
+    def record(position: int) -> dict:
+        epoch, offset = divmod(position, n)
+        if epoch not in orders:
+            orders[epoch] = np.random.default_rng([job.get("seed", 42), epoch]).permutation(n)
+        return records[orders[epoch][offset]]
+
     tokens = 0
     started = time.perf_counter()
     for step in range(job["steps"]):
-        rows = [records[order[(step * size + i) % len(records)]] for i in range(size)]
+        rows = [record(step * size + i) for i in range(size)]
         batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=job["max_length"], padding=True, return_tensors="pt")
         batch["labels"] = torch.tensor([labels[r["label"]] for r in rows])
         optimizer.zero_grad(set_to_none=True)
