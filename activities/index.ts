@@ -4,7 +4,7 @@ import { runInThread } from './compute-thread';
 import { augmentStage } from './data/stages';
 import { commandSourceFingerprint } from './command-fingerprint';
 import { collectSourceFingerprint } from './data/source-fingerprint';
-import { finetuneSourceFingerprint } from './torch/fingerprint';
+import { evaluateSourceFingerprint, finetuneSourceFingerprint } from './torch/fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
 import { defineStage, type StageImplementation } from './stage-runner';
@@ -42,7 +42,7 @@ export function createActivities({ store, translators, compute = 'thread' }: Act
     noop: defineStage(store, implementation('noop')),
     tokenizer: defineStage(store, implementation('tokenizer')),
     finetune: defineStage(store, implementation('finetune'), { sourceFingerprint: finetuneSourceFingerprint }),
-    evaluate: defineStage(store, implementation('evaluate')),
+    evaluate: defineStage(store, implementation('evaluate'), { sourceFingerprint: evaluateSourceFingerprint }),
     distill: defineStage(store, implementation('distill')),
     quantize: defineStage(store, implementation('quantize')),
     command: defineStage(store, implementation('command'), { sourceFingerprint: commandSourceFingerprint }),

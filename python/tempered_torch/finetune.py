@@ -122,8 +122,13 @@ def load_base(job: Job):
         # The ablation: the same architecture, tokenizer and training, without the pretrained weights.
         config = AutoConfig.from_pretrained(directory, **head, **kwargs)
         model = auto.from_config(config, torch_dtype=torch.float32)
+        new_modules: list[str] = []
     else:
-        model = auto.from_pretrained(directory, torch_dtype=torch.float32, **head, **kwargs)
+        model, info = auto.from_pretrained(directory, torch_dtype=torch.float32, output_loading_info=True, **head, **kwargs)
+        # Weights the checkpoint lacks start random (a new classification head; a pooler a sentence
+        # encoder never trained): with LoRA they must train in full, or they stay random.
+        new_modules = sorted({key.rsplit(".", 1)[0] for key in info.get("missing_keys", []) if "." in key})
+    model.tempered_new_modules = new_modules
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
@@ -140,12 +145,16 @@ def with_lora(model, job: Job):
         r=int(job.lora.get("rank", 8)),
         lora_alpha=float(job.lora.get("alpha", 16)),
         lora_dropout=float(job.lora.get("dropout", 0.0)),
-        target_modules=job.lora.get("targets") or "all-linear",
+        # None: PEFT's default modules for the architecture.
+        target_modules=job.lora.get("targets") or None,
+        modules_to_save=getattr(model, "tempered_new_modules", None) or None,
     )
     try:
         return get_peft_model(model, config)
     except ValueError as err:
-        raise BadInput(f"LoRA targets {job.lora.get('targets')!r} do not match this model's modules: {err}") from err
+        given = job.lora.get("targets")
+        fix = "name modules of this architecture" if given else "PEFT has no default for this architecture: set lora.targets to its projection modules"
+        raise BadInput(f"LoRA targets {given!r}: {err}; {fix}") from err
 
 
 class Batches:

@@ -115,6 +115,7 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   // The same spec and base again: a cache hit, whose outputs are the first run's.
   const again = await runSpec();
   expect(again.stages.tune).toMatchObject({ status: 'cached', cachedFrom: summary.runId });
+  expect(again.stages.evaluate).toMatchObject({ status: 'cached', cachedFrom: summary.runId });
 }, 900_000);
 
 test('a torch fine-tune resumed from its checkpoint ends with the weights of one that never stopped (CPU)', async () => {
