@@ -4,7 +4,7 @@ import { runInThread } from './compute-thread';
 import { augmentStage } from './data/stages';
 import { commandSourceFingerprint } from './command-fingerprint';
 import { collectSourceFingerprint } from './data/source-fingerprint';
-import { evaluateSourceFingerprint, finetuneSourceFingerprint } from './torch/fingerprint';
+import { distillSourceFingerprint, evaluateSourceFingerprint, finetuneSourceFingerprint, quantizeSourceFingerprint } from './torch/fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
 import { defineStage, type StageImplementation } from './stage-runner';
@@ -43,8 +43,8 @@ export function createActivities({ store, translators, compute = 'thread' }: Act
     tokenizer: defineStage(store, implementation('tokenizer')),
     finetune: defineStage(store, implementation('finetune'), { sourceFingerprint: finetuneSourceFingerprint }),
     evaluate: defineStage(store, implementation('evaluate'), { sourceFingerprint: evaluateSourceFingerprint }),
-    distill: defineStage(store, implementation('distill')),
-    quantize: defineStage(store, implementation('quantize')),
+    distill: defineStage(store, implementation('distill'), { sourceFingerprint: distillSourceFingerprint }),
+    quantize: defineStage(store, implementation('quantize'), { sourceFingerprint: quantizeSourceFingerprint }),
     command: defineStage(store, implementation('command'), { sourceFingerprint: commandSourceFingerprint }),
     replay: defineStage(store, implementation('replay')),
     champion: defineStage(store, implementation('champion')),

@@ -42,11 +42,11 @@ export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = com
       lines.push(`  ${name}: ${task}${split}${robust}  [${formatBytes(m.modelBytes ?? 0)}]`);
     } else if (s.type === 'finetune' || s.type === 'distill') {
       lines.push(`  ${name}: ${m.steps} steps, ${m.tokensPerSec} tokens/s on ${m.engine === 'torch' ? `torch ${m.torch ?? ''} (${m.device ?? 'cpu'})` : m.backend}${m.threads > 1 ? ` (${m.threads} threads)` : ''}, ${m.parameters} parameters${m.trainableFraction < 1 ? `, ${(m.trainableFraction * 100).toFixed(1)}% trainable` : ''}`);
-      if (s.type === 'distill') lines.push(`    student/teacher macro-F1 on the validation split ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);
+      if (s.type === 'distill') lines.push(`    student/teacher ${m.metric === 'valPerplexity' ? 'quality (teacher/student perplexity)' : 'macro-F1'} on the validation split ${num(m.studentTeacherRatio)}, ${num(m.compression, 1)}x fewer parameters, ${num(m.speedup, 1)}x faster`);
     } else if (s.type === 'quantize') {
       const slower = typeof m.latencyBeforeMs === 'number' && typeof m.latencyAfterMs === 'number' && m.latencyAfterMs > m.latencyBeforeMs;
       const latency = typeof m.latencyAfterMs === 'number' ? `, latency ${num(m.latencyBeforeMs, 2)} -> ${num(m.latencyAfterMs, 2)} ms${slower ? '  WORSE: slower than the float model' : ''}` : '';
-      lines.push(`  ${name}: ${formatBytes(m.bytesBefore)} -> ${formatBytes(m.bytesAfter)} (${(m.reduction * 100).toFixed(1)}% smaller), macro-F1 ${signed(m.metricDelta)}${latency}`);
+      lines.push(`  ${name}: ${formatBytes(m.bytesBefore)} -> ${formatBytes(m.bytesAfter)} (${(m.reduction * 100).toFixed(1)}% smaller), ${m.metric === 'perplexity' ? 'perplexity' : 'macro-F1'} ${signed(m.metricDelta)}${latency}`);
     }
   }
   for (const l of lifts) {

@@ -24,9 +24,6 @@ export function engineOf(name: string, stages: Record<string, RawStage | undefin
   return typeof model === 'string' ? engineOf(model, stages, seen) : undefined;
 }
 
-/** Stage types the torch engine runs so far; the others refuse torch models at validation. */
-export const TORCH_STAGE_TYPES: ReadonlySet<string> = new Set(['finetune', 'evaluate']);
-
 export interface EngineProblem {
   path: Array<string | number>;
   message: string;
@@ -44,13 +41,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
       if (engine === 'torch' && stage.type === 'evaluate' && Array.isArray(stage.metrics) && stage.metrics.some((m) => m === 'bleu' || m === 'rouge')) {
         problems.push({ path: at('metrics'), message: 'BLEU and ROUGE on generations are not computed by the torch engine yet; evaluate accuracy, f1 or perplexity' });
       }
-      if (engine === 'torch' && !TORCH_STAGE_TYPES.has(String(stage.type))) {
-        const field = stage.type === 'distill' ? 'teacher' : 'model';
-        problems.push({
-          path: at(field),
-          message: `"${String(stage[field])}" is a torch model; the torch engine does not run ${String(stage.type)} stages yet (finetune and evaluate only); evaluate it with a "command" stage running your script, or train it with the tfjs engine`,
-        });
-      }
+      if (engine === 'torch' && stage.type === 'distill') problems.push(...torchDistillRules(stage, stages, at));
       continue;
     }
     if (engine === 'tfjs') {
@@ -81,6 +72,26 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
     if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
+  }
+  return problems;
+}
+
+/** A torch student is its teacher's architecture with fewer layers, starting from the teacher's weights. */
+function torchDistillRules(stage: RawStage, stages: Record<string, RawStage>, at: (...p: Array<string | number>) => Array<string | number>): EngineProblem[] {
+  const problems: EngineProblem[] = [];
+  const model = stage.model && typeof stage.model === 'object' ? (stage.model as Record<string, unknown>) : {};
+  for (const key of Object.keys(model)) {
+    if (key !== 'layers') problems.push({ path: at('model', key), message: `a torch student keeps its teacher's architecture and sets only "layers" (how many of the teacher's layers it keeps); remove "${key}"` });
+  }
+  if (!('layers' in model)) problems.push({ path: at('model'), message: 'set model.layers: how many of the teacher\'s layers the torch student keeps (e.g. half of them)' });
+  const lr = stage.optimizer && typeof stage.optimizer === 'object' ? (stage.optimizer as Record<string, unknown>).lr : undefined;
+  if (lr === undefined) {
+    problems.push({ path: at('optimizer', 'lr'), message: "set optimizer.lr (e.g. 5e-5): a torch student starts from its teacher's weights, and distill's default 1e-3 is for a tfjs student trained from scratch" });
+  }
+  if (stage.backend !== undefined) problems.push({ path: at('backend'), message: 'backend selects a tfjs compute backend; a torch stage uses CUDA when present, else the CPU: remove "backend"' });
+  const teacher = typeof stage.teacher === 'string' ? stages[stage.teacher] : undefined;
+  if (teacher?.type === 'finetune' && teacher.objective !== undefined && teacher.objective !== 'classify' && teacher.objective !== 'causal-lm') {
+    problems.push({ path: at('teacher'), message: `the torch engine distills classify and causal-lm models; "${String(stage.teacher)}" is trained with objective ${String(teacher.objective)}` });
   }
   return problems;
 }

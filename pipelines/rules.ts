@@ -84,8 +84,8 @@ function evaluatedObjective(stages: Record<string, RawStage>, evaluation: unknow
   for (let hops = 0; typeof name === 'string' && hops < 64; hops++) {
     const stage = stages[name];
     if (stage?.type === 'finetune') return typeof stage.objective === 'string' ? stage.objective : undefined;
-    if (stage?.type === 'distill') return 'classify'; // a student learns its teacher's labels
-    name = stage?.type === 'quantize' ? stage.model : stage?.type === 'champion' ? stage.initial : undefined;
+    // A student has its teacher's objective; quantize and champion pass a model on.
+    name = stage?.type === 'distill' ? stage.teacher : stage?.type === 'quantize' ? stage.model : stage?.type === 'champion' ? stage.initial : undefined;
   }
   return undefined;
 }

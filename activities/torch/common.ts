@@ -31,6 +31,10 @@ export interface TorchModelDescriptor {
   /** Lineage: the pretrained checkpoint, by reference and by each file's sha256; or the stage it continued. */
   base?: { reference: string; ggufFile?: string; files: Array<{ name: string; sha256: string; bytes: number }> };
   from?: string;
+  /** Stored as dynamic int8 (tempered_torch.quantize): rebuilt by the engine, runs on CPU. */
+  quantized?: { scheme: 'dynamic-int8' };
+  /** A distilled student: the teacher stage it learned from. */
+  distilledFrom?: string;
 }
 
 /** Exit code of tempered_torch for input no retry can fix. */

@@ -13,8 +13,8 @@ import { writeJsonl } from '../store';
 import { sample } from '../training/examples';
 import { checkGate, GateFailedError } from '../training/gate';
 import { PREDICTIONS_OUTPUT, textSnippet, type PredictionRow } from '../training/predictions';
-import { resolveBase } from './base';
 import { DESCRIPTOR, downloadFiles, HF_PREFIX, runTorch, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { adapterBase } from './model';
 
 // The torch engine's evaluate: the model predicts in tempered_torch.predict; every metric is
 // computed here with the same code as the tfjs engine's (activities/ml/metrics.ts), so the two
@@ -53,6 +53,7 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       objective: descriptor.objective,
       model_dir: modelDir,
       adapter: descriptor.adapter,
+      ...(descriptor.quantized ? { quantized: true } : {}),
       ...(base ? { base } : {}),
       labels: descriptor.labels ?? [],
       records: files,
@@ -107,16 +108,3 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
     await rm(work, { recursive: true, force: true });
   }
 };
-
-/** The base an adapter applies to, found again and checked file by file against what it was trained on. */
-async function adapterBase(descriptor: TorchModelDescriptor, specDir: string, python: string): Promise<{ dir: string; gguf_file?: string }> {
-  const recorded = descriptor.base;
-  if (!recorded) throw new TorchProgramError('the model holds LoRA adapters but names no base checkpoint', true);
-  const base = await resolveBase(recorded.reference, specDir, python);
-  const now = new Map(base.files.map((f) => [f.name, f.sha256]));
-  const changed = recorded.files.filter((f) => now.get(f.name) !== f.sha256).map((f) => f.name);
-  if (changed.length > 0) {
-    throw new TorchProgramError(`the adapters were trained on base ${JSON.stringify(recorded.reference)}, whose files changed since (${changed.slice(0, 5).join(', ')}); rerun the finetune stage`, true);
-  }
-  return { dir: base.dir, ...(base.ggufFile ? { gguf_file: base.ggufFile } : {}) };
-}

