@@ -56,6 +56,8 @@ export const torchDistillStage: StageImplementation = async (ctx) => {
       max_length: teacher.job.max_length,
       seed: ctx.input.seed,
       checkpoint_every: options.checkpointEvery,
+      validate_every: options.validateEvery,
+      validation_batches: options.validationBatches,
       labels: labels ?? [],
       student_layers: options.model.layers,
       temperature: options.temperature,

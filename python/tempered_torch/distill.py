@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .finetune import BadInput, Batches, Job, emit, job_main, load_checkpoint, lr_lambda, peak_memory_bytes, read_records, save_checkpoint
+from .finetune import BadInput, Batches, Job, emit, job_main, load_checkpoint, lr_lambda, peak_memory_bytes, read_records, train_steps
 from .inference import latency_ms, score_records
 from .predict import load_model
 
@@ -110,39 +110,19 @@ def run(job: DistillJob) -> dict[str, Any]:
         start = load_checkpoint(Path(job.resume_dir), student, optimizer, scheduler)
         resumed_from = start
 
-    tokens = 0
+    def loss_of(batch):
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        with torch.no_grad():
+            teacher_logits = teacher(**inputs).logits
+        out = student(**batch)
+        if job.objective == "classify":
+            kd = kd_loss(out.logits, teacher_logits, None, job.temperature)
+        else:
+            kd = kd_loss(out.logits[:, :-1], teacher_logits[:, :-1], batch["attention_mask"][:, 1:], job.temperature)
+        return {"loss": job.alpha * kd + (1 - job.alpha) * out.loss, "kdLoss": kd, "ceLoss": out.loss}
+
     started = time.perf_counter()
-    last_loss = float("nan")
-    for step in range(start, job.steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = kd_sum = 0.0
-        for micro in range(job.grad_accum):
-            batch = batches.batch(step * job.grad_accum + micro)
-            inputs = {k: v for k, v in batch.items() if k != "labels"}
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                with torch.no_grad():
-                    teacher_logits = teacher(**inputs).logits
-                out = student(**batch)
-            if job.objective == "classify":
-                kd = kd_loss(out.logits, teacher_logits, None, job.temperature)
-            else:
-                kd = kd_loss(out.logits[:, :-1], teacher_logits[:, :-1], batch["attention_mask"][:, 1:], job.temperature)
-            loss = job.alpha * kd + (1 - job.alpha) * out.loss
-            (loss / job.grad_accum).backward()
-            loss_sum += float(loss.detach()) / job.grad_accum
-            kd_sum += float(kd.detach()) / job.grad_accum
-            tokens += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        last_loss = loss_sum
-        done = step + 1
-        elapsed = time.perf_counter() - started
-        emit("progress", step=done, totalSteps=job.steps, loss=round(last_loss, 6), kdLoss=round(kd_sum, 6), lr=scheduler.get_last_lr()[0], tokensPerSec=round(tokens / max(elapsed, 1e-9), 1))
-        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps:
-            target = Path(job.checkpoint_dir) / f"step-{done:08d}"
-            save_checkpoint(target, done, student, optimizer, scheduler)
-            emit("checkpoint", step=done, dir=str(target))
+    tokens, last_loss = train_steps(job, student, batches, optimizer, scheduler, device, start, validation, loss_of)
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)

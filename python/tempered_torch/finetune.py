@@ -306,6 +306,45 @@ def peak_memory_bytes(device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device, start: int, validation, loss_of) -> tuple[int, float]:
+    """Optimizer steps `start` .. `job.steps` of `model`: each over `grad_accum` micro-batches of
+    `loss_of(batch)` (a dict of named loss tensors; `loss` is minimised, the others are reported),
+    clipped, with a progress line per step, validation every `validate_every` steps and a
+    checkpoint every `checkpoint_every`. Returns the tokens seen and the last step's loss."""
+    import torch
+
+    tokens = 0
+    started = time.perf_counter()
+    last_loss = float("nan")
+    for step in range(start, job.steps):
+        optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for micro in range(job.grad_accum):
+            batch = batches.batch(step * job.grad_accum + micro)
+            # bf16 autocast on GPU; CPU runs in float32.
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                terms = loss_of(batch)
+            (terms["loss"] / job.grad_accum).backward()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) / job.grad_accum
+            tokens += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(trainable(model), 1.0)
+        optimizer.step()
+        scheduler.step()
+        last_loss = sums["loss"]
+        done = step + 1
+        elapsed = time.perf_counter() - started
+        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1)}
+        if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
+            point.update({k: round(v, 6) for k, v in evaluate(model, batches, validation, job, job.validation_batches).items()})
+        emit("progress", **point)
+        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps:
+            target = Path(job.checkpoint_dir) / f"step-{done:08d}"
+            save_checkpoint(target, done, model, optimizer, scheduler)
+            emit("checkpoint", step=done, dir=str(target))
+    return tokens, last_loss
+
+
 def run(job: Job) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -328,43 +367,14 @@ def run(job: Job) -> dict[str, Any]:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job))
     batches = Batches(train, tokenizer, job, device)
 
-    checkpoints = Path(job.checkpoint_dir)
     start = 0
     resumed_from = None
     if job.resume_dir:
         start = load_checkpoint(Path(job.resume_dir), model, optimizer, scheduler)
         resumed_from = start
 
-    tokens = 0
     started = time.perf_counter()
-    last_loss = float("nan")
-    history_val: dict[str, float] = {}
-    for step in range(start, job.steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for micro in range(job.grad_accum):
-            batch = batches.batch(step * job.grad_accum + micro)
-            # bf16 autocast on GPU; CPU runs in float32.
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = model(**batch)
-            (out.loss / job.grad_accum).backward()
-            loss_sum += float(out.loss) / job.grad_accum
-            tokens += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(trainable(model), 1.0)
-        optimizer.step()
-        scheduler.step()
-        last_loss = loss_sum
-        done = step + 1
-        elapsed = time.perf_counter() - started
-        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1)}
-        if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
-            history_val = evaluate(model, batches, validation, job, job.validation_batches)
-            point.update({k: round(v, 6) for k, v in history_val.items()})
-        emit("progress", **point)
-        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps:
-            target = checkpoints / f"step-{done:08d}"
-            save_checkpoint(target, done, model, optimizer, scheduler)
-            emit("checkpoint", step=done, dir=str(target))
+    tokens, last_loss = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": model(**batch).loss})
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
