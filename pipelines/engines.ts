@@ -20,7 +20,8 @@ export function engineOf(name: string, stages: Record<string, RawStage | undefin
     if (typeof stage.base === 'string') return 'torch';
     return (typeof stage.from === 'string' ? engineOf(stage.from, stages, seen) : undefined) ?? 'tfjs';
   }
-  const model = stage.type === 'distill' ? stage.teacher : stage.type === 'evaluate' || stage.type === 'quantize' ? stage.model : undefined;
+  // A champion hands on its registry's models, which start as its `initial` model's kind.
+  const model = stage.type === 'distill' ? stage.teacher : stage.type === 'evaluate' || stage.type === 'quantize' ? stage.model : stage.type === 'champion' ? stage.initial : undefined;
   return typeof model === 'string' ? engineOf(model, stages, seen) : undefined;
 }
 

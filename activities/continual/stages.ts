@@ -9,7 +9,7 @@ import { getAliases, getVersion, listVersions, promote, registerVersion, type Mo
 import type { StageContext, StageImplementation } from '../stage-runner';
 import { writeJsonl } from '../store';
 import { classifyExamples, sample } from '../training/examples';
-import { loadModelArtifacts, type LoadedModel } from '../training/model-artifacts';
+import { loadModelArtifacts } from '../training/model-artifacts';
 import { badInput, datasetOf, inputOf, predictClasses, round } from '../training/stages';
 import { decodeReservoir, encodeReservoir, sampleWithoutReplacement, updateReservoir } from './reservoir';
 import { commitContinualState, readContinualState, type ContinualState, type CycleRecord, type SplitEvaluation } from './state';
@@ -206,44 +206,59 @@ async function evaluateOnSplits(
   champion: StageResult | undefined,
   splits: Array<{ cycle: number; ref: ArtifactRef }>,
 ): Promise<SplitEvaluation[]> {
+  const sets = new Map<number, DataRecord[]>();
+  for (const split of splits) {
+    const records = sample(await readDataset(ctx, split.ref, `the test split of cycle ${split.cycle}`), options.maxExamples, ctx.input.seed, `promote:${split.cycle}`);
+    if (records.length === 0) continue; // an empty split says nothing about either model
+    const unlabeled = records.find((r) => r.label === undefined);
+    if (unlabeled) throw badInput(`record "${unlabeled.id}" in the test split of cycle ${split.cycle} has no label; promote needs labelled test splits`);
+    sets.set(split.cycle, records);
+  }
+  const models = [{ role: 'candidate', name: options.candidate, result: candidate }, ...(champion ? [{ role: 'champion', name: options.champion, result: champion }] : [])];
+  const scores: Array<Map<number, number>> = [];
+  for (const model of models) {
+    ctx.progress({ phase: 'evaluating', model: model.role, splits: sets.size });
+    const { labels, predicted } = await predictLabels(ctx, model, sets);
+    scores.push(new Map([...sets].map(([cycle, records]) => [cycle, scoreOn(labels, predicted.get(cycle)!, records, options.metric)])));
+  }
+  return [...sets].map(([cycle, records]) => ({ cycle, candidate: scores[0].get(cycle)!, ...(scores[1] ? { champion: scores[1].get(cycle)! } : {}), examples: records.length }));
+}
+
+/** A classifier's labels and its predictions on each cycle's records, on the engine that made it. */
+async function predictLabels(ctx: StageContext, model: { role: string; name: string; result: StageResult }, sets: Map<number, DataRecord[]>): Promise<{ labels: string[]; predicted: Map<number, string[]> }> {
+  const notClassifier = (objective: string) => badInput(`promote compares classifiers; the ${model.role} is a ${objective} model (is "candidate" a classify finetune?)`);
+  if (model.result.outputs['torch-model.json']) {
+    const { torchPredictions } = require('../torch/predictions') as typeof import('../torch/predictions');
+    const { descriptor, rows } = await torchPredictions(ctx, model.name, Object.fromEntries([...sets].map(([cycle, records]) => [`cycle-${cycle}`, records])));
+    if (descriptor.objective !== 'classify' || !descriptor.labels) throw notClassifier(descriptor.objective);
+    return { labels: descriptor.labels, predicted: new Map([...sets.keys()].map((cycle) => [cycle, rows[`cycle-${cycle}`].map((r) => r.predicted ?? '')])) };
+  }
   await initBackend('auto');
-  const name = (role: string) => `${ctx.input.stage.replace(/-/g, '_')}_${role}_a${ctx.attempt}`;
-  const models: LoadedModel[] = [];
+  const loaded = await loadModelArtifacts(ctx.store, model.result.outputs, { name: `${ctx.input.stage.replace(/-/g, '_')}_${model.role}_a${ctx.attempt}`, merge: true });
   try {
-    models.push(await loadModelArtifacts(ctx.store, candidate.outputs, { name: name('candidate'), merge: true }));
-    if (champion) models.push(await loadModelArtifacts(ctx.store, champion.outputs, { name: name('champion'), merge: true }));
-    const evaluations: SplitEvaluation[] = [];
-    for (const split of splits) {
-      ctx.progress({ phase: 'evaluating', split: `cycle ${split.cycle} test`, of: splits.length });
-      const records = sample(await readDataset(ctx, split.ref, `the test split of cycle ${split.cycle}`), options.maxExamples, ctx.input.seed, `promote:${split.cycle}`);
-      if (records.length === 0) continue; // an empty split says nothing about either model
-      const [candidateValue, championValue] = models.map((m) => scoreOn(m, records, options.metric, split.cycle));
-      evaluations.push({ cycle: split.cycle, candidate: candidateValue, ...(championValue !== undefined ? { champion: championValue } : {}), examples: records.length });
+    const labels = loaded.labels;
+    if (loaded.descriptor.objective !== 'classify' || !labels) throw notClassifier(loaded.descriptor.objective);
+    const predicted = new Map<number, string[]>();
+    for (const [cycle, records] of sets) {
+      const examples = classifyExamples(records.map((r) => ({ ...r, label: labels[0] })), loaded.tokenizer, loaded.gpt.config.context, labels, `cycle ${cycle} test`);
+      predicted.set(cycle, predictClasses(loaded.gpt, examples).map((p) => labels[p]));
     }
-    return evaluations;
+    return { labels, predicted };
   } finally {
-    for (const m of models) m.gpt.dispose();
+    loaded.gpt.dispose();
   }
 }
 
 /**
- * The model's metric on labelled records. A record whose label the model does not know (a class
+ * A model's metric on labelled records. A record whose label the model does not know (a class
  * that arrived after it was trained, or one a rolled-back champion never saw) counts as a wrong
  * prediction, and its label joins macro-F1 with zero recall: an old model is judged on new classes,
  * not excused from them.
  */
-function scoreOn(model: LoadedModel, records: DataRecord[], metric: PromoteOptions['metric'], cycle: number): number {
-  if (model.descriptor.objective !== 'classify' || !model.labels) {
-    throw badInput(`promote compares classifiers; the model is a ${model.descriptor.objective} model (is "candidate" a classify finetune?)`);
-  }
-  const labels = model.labels;
-  const unlabeled = records.find((r) => r.label === undefined);
-  if (unlabeled) throw badInput(`record "${unlabeled.id}" in the test split of cycle ${cycle} has no label; promote needs labelled test splits`);
+function scoreOn(labels: readonly string[], predicted: readonly string[], records: DataRecord[], metric: PromoteOptions['metric']): number {
   const truth = records.map((r) => r.label!);
-  const examples = classifyExamples(records.map((r) => ({ ...r, label: labels[0] })), model.tokenizer, model.gpt.config.context, labels, `cycle ${cycle} test`);
-  const predicted = predictClasses(model.gpt, examples).map((p) => labels[p]);
   const classes = [...labels, ...[...new Set(truth)].filter((l) => !labels.includes(l)).sort()];
-  const report = classificationReport(truth, predicted, classes);
+  const report = classificationReport(truth, [...predicted], classes);
   return round(metric === 'accuracy' ? report.accuracy : report.macroF1);
 }
 

@@ -81,8 +81,11 @@ export async function getAliases(store: ArtifactStore, name: string): Promise<Al
 /** Registers a new version (the next number) and returns it. Does not promote it. */
 export async function registerVersion(store: ArtifactStore, name: string, entry: Omit<ModelVersion, 'name' | 'version' | 'createdAt'>): Promise<ModelVersion> {
   checkName(name);
-  for (const required of ['model', 'weights', 'tokenizer']) {
-    if (!entry.outputs[required]) throw new RegistryError(`cannot register stage "${entry.lineage.stage}" as a model: it has no "${required}" output (is it a finetune, distill or quantize stage?)`);
+  // A tfjs model is model.json + weights + tokenizer; a torch model its torch-model.json and a Hugging Face directory under hf/.
+  const torch = entry.outputs['torch-model.json'] !== undefined;
+  const required = torch ? ['torch-model.json', Object.keys(entry.outputs).find((o) => o.startsWith('hf/')) ?? 'hf/…'] : ['model', 'weights', 'tokenizer'];
+  for (const output of required) {
+    if (!entry.outputs[output]) throw new RegistryError(`cannot register stage "${entry.lineage.stage}" as a model: it has no "${output}" output (is it a finetune, distill or quantize stage?)`);
   }
   // Claim the next number with an atomic create: of concurrent registrations each gets its own.
   const existing = await listVersions(store, name);

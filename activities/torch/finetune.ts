@@ -77,6 +77,8 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       validate_every: options.validateEvery,
       validation_batches: options.validationBatches,
       labels: labels ?? [],
+      // Adapters on a model that is itself an artifact of a stage are stored merged into it: a whole model.
+      merge_lora: Boolean(options.lora) && options.from !== undefined,
       lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, dropout: options.lora.dropout, targets: options.lora.targets ?? null } : null,
       resume_dir: resume?.dir ?? null,
       threads: 0,
@@ -91,7 +93,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       objective: options.objective,
       ...(labels ? { labels } : {}),
       maxLength: options.maxLength,
-      adapter: Boolean(options.lora),
+      adapter: job.lora !== null && !job.merge_lora,
       ...(base ? { base: { reference: base.reference, ...(base.ggufFile ? { ggufFile: base.ggufFile } : {}), files: base.files } } : {}),
       ...(options.from ? { from: options.from } : {}),
     };

@@ -58,6 +58,8 @@ class Job:
     validation_batches: int = 0
     labels: list[str] = field(default_factory=list)
     lora: dict[str, Any] | None = None
+    # Save base + adapters merged into one full model (LoRA on a model that is itself a stage's artifact).
+    merge_lora: bool = False
     resume_dir: str | None = None
     threads: int = 0
     init: str = "pretrained"
@@ -378,6 +380,8 @@ def run(job: Job) -> dict[str, Any]:
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    if job.lora and job.merge_lora:
+        model = model.merge_and_unload()
     model.save_pretrained(output, safe_serialization=True)
     tokenizer.save_pretrained(output)
     final = evaluate(model, batches, validation, job, 0) if validation else {}
