@@ -10,8 +10,8 @@ import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
 import { labelsOf, sample } from '../training/examples';
 import { resolveBase, type ResolvedBase } from './base';
-import { DESCRIPTOR, downloadFiles, HF_PREFIX, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
-import { uploadModel } from './model';
+import { TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { fetchModel, uploadModel, type ModelJob } from './model';
 import { latestCheckpoint, runTraining } from './training-run';
 
 // The torch engine's finetune: Tempered keeps the store, the cache, the checkpoints, heartbeats and
@@ -39,15 +39,14 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
     let baseDir: string;
     let ggufFile: string | undefined;
     let fromLabels: string[] | undefined;
+    let fromModel: ModelJob | undefined;
     if (options.from !== undefined) {
-      const from = ctx.input.inputs[options.from];
-      const descriptor = from?.outputs[DESCRIPTOR] ? await ctx.store.readJson<TorchModelDescriptor>(from.outputs[DESCRIPTOR]) : undefined;
-      if (!from || !descriptor) throw new TorchProgramError(`stage "${options.from}" did not produce a torch model`, true);
-      if (descriptor.adapter) throw new TorchProgramError(`stage "${options.from}" stored LoRA adapters only; continuing from adapters is not supported yet: train "${options.from}" without lora`, true);
-      baseDir = path.join(work, 'from');
-      ctx.progress({ phase: 'downloading the model', from: options.from });
-      await downloadFiles(ctx.store, from.outputs, HF_PREFIX, baseDir);
-      fromLabels = descriptor.labels;
+      const from = await fetchModel(ctx, options.from, path.join(work, 'from'), env.python);
+      if (from.descriptor.quantized) throw new TorchProgramError(`stage "${options.from}" is an int8 model; continue the float model it was quantized from`, true);
+      // A LoRA-only model is continued as its base with the adapters merged (Python writes it out once).
+      if (from.descriptor.adapter) fromModel = from.job;
+      baseDir = from.job.model_dir;
+      fromLabels = from.descriptor.labels;
     } else {
       ctx.progress({ phase: 'reading the base checkpoint' });
       base = await resolveBase(options.base!, ctx.input.baseDir, env.python);
@@ -81,6 +80,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       merge_lora: Boolean(options.lora) && options.from !== undefined,
       lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, dropout: options.lora.dropout, targets: options.lora.targets ?? null } : null,
       resume_dir: resume?.dir ?? null,
+      from_model: fromModel ?? null,
       threads: 0,
     };
     const jobFile = path.join(work, 'job.json');

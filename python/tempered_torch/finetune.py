@@ -60,6 +60,8 @@ class Job:
     lora: dict[str, Any] | None = None
     # Save base + adapters merged into one full model (LoRA on a model that is itself a stage's artifact).
     merge_lora: bool = False
+    # `from` a LoRA-only model: the model job (predict.load_model) of its base + adapters, merged before training.
+    from_model: dict[str, Any] | None = None
     resume_dir: str | None = None
     threads: int = 0
     init: str = "pretrained"
@@ -347,6 +349,18 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
     return tokens, last_loss
 
 
+def materialize_from_model(job: Job) -> None:
+    """Continuing a LoRA-only model: its base with the adapters merged, saved once as the checkpoint
+    this stage starts from (in the objective it was trained for; load_base re-heads it if needed)."""
+    from .predict import load_model
+
+    merged, tokenizer = load_model(job.from_model)
+    target = Path(job.checkpoint_dir).parent / "from-merged"
+    merged.save_pretrained(target, safe_serialization=True)
+    tokenizer.save_pretrained(target)
+    job.base = {"dir": str(target)}
+
+
 def run(job: Job) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -358,6 +372,8 @@ def run(job: Job) -> dict[str, Any]:
     torch.manual_seed(job.seed)
     train = read_records(job.train, "the train split")
     validation = read_records(job.validation, "the validation split") if job.validation else []
+    if job.from_model:
+        materialize_from_model(job)
     model, tokenizer = load_base(job)
     model = with_lora(model, job)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -60,6 +60,7 @@ stages:
     batchSize: 4
     maxLength: 16
     lora: { rank: 4, targets: [query, value] }
+  continued: { type: finetune, input: split, from: adapters, objective: classify, steps: 2, batchSize: 4, maxLength: 16, optimizer: { lr: 0.001 } }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -108,6 +109,11 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   expect(rows.filter((r) => r.label === r.predicted).length / rows.length).toBeCloseTo(evaluation.accuracy, 4);
   expect(evaluation.robustness.drop).toHaveProperty('macroF1');
   expect(summary.stages['evaluate-adapters'].metrics).toMatchObject({ engine: 'torch', examples: evaluation.examples });
+
+  // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
+  expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });
+  const continued = await h.store.readJson<{ adapter: boolean; from: string }>({ ...summary.stages.continued.outputs.find((o) => o.name === 'torch-model.json')!, mediaType: 'application/json' });
+  expect(continued).toMatchObject({ adapter: false, from: 'adapters' });
 
   // The same spec and base again: a cache hit, whose outputs are the first run's.
   const again = await runSpec();
