@@ -338,7 +338,7 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
         last_loss = sums["loss"]
         done = step + 1
         elapsed = time.perf_counter() - started
-        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1)}
+        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1), "peakMemoryBytes": peak_memory_bytes(device)}
         if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
             point.update({k: round(v, 6) for k, v in evaluate(model, batches, validation, job, job.validation_batches).items()})
         emit("progress", **point)
