@@ -12,10 +12,16 @@
 // The peak is numpy's float32 1024×1024 matmul in the same run, on 1 and on 2 threads (best of
 // several); a run is compared with the peak for its own thread count.
 //
+// The same models train in PyTorch too (`torch-2t`: python/bench/gpt_step.py, the GPT-2 architecture
+// with the same shape, parameter count, batch and optimizer, in Tempered's Python environment), so
+// the torch engine's speed on the tfjs engine's own models is measured in the same run.
+//
 // Optional: TEMPERED_BENCH_CPU_STEPS (timed steps on the cpu backend, default 2),
 // TEMPERED_BENCH_STEPS (timed steps on wasm, default 6), TEMPERED_BENCH_ONLY (comma list of
 // case names to run, e.g. `wasm-1t/small`).
 import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { ensurePythonEnv, pythonRunEnv, PYTHON_DIR } from '../infra/python-env';
 import { initBackend, type BackendPreference } from '../activities/ml/backend';
 import { Gpt, type ModelConfig } from '../activities/ml/model';
 import { Rng } from '../activities/ml/rng';
@@ -34,7 +40,7 @@ const MODELS: ModelCase[] = [
 
 interface BackendCase {
   name: string;
-  backend: Exclude<BackendPreference, 'auto'>;
+  backend: Exclude<BackendPreference, 'auto'> | 'torch';
   threads: number;
 }
 
@@ -42,6 +48,7 @@ const BACKENDS: BackendCase[] = [
   { name: 'wasm-1t', backend: 'wasm', threads: 1 },
   { name: 'wasm-2t', backend: 'wasm', threads: 2 },
   { name: 'cpu', backend: 'cpu', threads: 1 },
+  { name: 'torch-2t', backend: 'torch', threads: 2 },
 ];
 
 export interface CaseResult {
@@ -72,8 +79,8 @@ export function trainingFlopsPerStep(config: ModelConfig, batchSize: number): nu
   return batchSize * T * (6 * n + 12 * L * T * C);
 }
 
-/** numpy float32 1024×1024 matmul, best of 10 after warmup, in GFLOP/s. */
-function numpyPeak(threads: number): number {
+/** numpy float32 1024×1024 matmul, best of 10 after warmup, in GFLOP/s (numpy of Tempered's Python environment). */
+function numpyPeak(python: string, threads: number): number {
   const code = [
     'import numpy as np, time',
     'a = np.random.rand(1024, 1024).astype(np.float32); b = np.random.rand(1024, 1024).astype(np.float32)',
@@ -84,13 +91,14 @@ function numpyPeak(threads: number): number {
     'print(2 * 1024**3 / best / 1e9)',
   ].join('\n');
   const env = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-  const out = spawnSync('python3', ['-c', code], { env, encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`numpy peak measurement failed (is numpy installed? pip install numpy): ${out.stderr}`);
+  const out = spawnSync(python, ['-c', code], { env: { ...pythonRunEnv(), ...env }, encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`numpy peak measurement failed: ${out.stderr}`);
   return Number(out.stdout.trim());
 }
 
 /** Runs in the child: trains `steps` steps and prints one JSON line. */
 async function runCase(backendCase: BackendCase, model: ModelCase, warmup: number, timed: number): Promise<void> {
+  if (backendCase.backend === 'torch') throw new Error('torch cases run in Python (python/bench/gpt_step.py)');
   const info = await initBackend(backendCase.backend, { threads: backendCase.threads });
   const { config, batchSize } = model;
   const rng = Rng.fromSeed(1, 'bench');
@@ -118,7 +126,8 @@ async function runCase(backendCase: BackendCase, model: ModelCase, warmup: numbe
 /** Runs every case in its own process, prints a table and JSON, returns the report. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<TrainingBenchReport> {
   const only = env.TEMPERED_BENCH_ONLY?.split(',');
-  const peak = { threads1: numpyPeak(1), threads2: numpyPeak(2) };
+  const { python } = await ensurePythonEnv();
+  const peak = { threads1: numpyPeak(python, 1), threads2: numpyPeak(python, 2) };
   const results: CaseResult[] = [];
   for (const backendCase of BACKENDS) {
     for (const model of MODELS) {
@@ -126,10 +135,17 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Traini
       if (only && !only.includes(name)) continue;
       const timed = backendCase.backend === 'cpu' ? Number(env.TEMPERED_BENCH_CPU_STEPS ?? 2) : Number(env.TEMPERED_BENCH_STEPS ?? 6);
       const warmup = backendCase.backend === 'cpu' ? 1 : 2;
-      const child = spawnSync(process.execPath, [...process.execArgv, __filename, '--case', backendCase.name, model.name, String(warmup), String(timed)], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child =
+        backendCase.backend === 'torch'
+          ? spawnSync(python, [path.join(PYTHON_DIR, 'bench', 'gpt_step.py'), JSON.stringify({ ...model.config, batchSize: model.batchSize, threads: backendCase.threads, warmup, timed })], {
+              encoding: 'utf8',
+              stdio: ['ignore', 'pipe', 'inherit'],
+              env: pythonRunEnv(),
+            })
+          : spawnSync(process.execPath, [...process.execArgv, __filename, '--case', backendCase.name, model.name, String(warmup), String(timed)], {
+              encoding: 'utf8',
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
       if (child.status !== 0) throw new Error(`${name} failed with status ${child.status}`);
       const measured = JSON.parse(child.stdout.trim().split('\n').pop()!) as { threads: number; params: number; secondsPerStep: number; timedSteps: number };
       const tokensPerStep = model.batchSize * model.config.context;
@@ -153,6 +169,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Traini
   }
   const report: TrainingBenchReport = { numpyPeakGflops: peak, results };
   printTable(report);
+  for (const model of MODELS) {
+    const [tfjs, torch] = [results.find((r) => r.case === `wasm-2t/${model.name}`), results.find((r) => r.case === `torch-2t/${model.name}`)];
+    if (tfjs && torch) console.log(`${model.name}: torch ${torch.secondsPerStep.toFixed(3)} s/step vs tfjs-wasm ${tfjs.secondsPerStep.toFixed(3)} s/step on 2 threads: torch ${(tfjs.secondsPerStep / torch.secondsPerStep).toFixed(2)}x faster`);
+  }
   console.log(JSON.stringify(report, null, 2));
   return report;
 }
