@@ -122,7 +122,7 @@ def run(job: DistillJob) -> dict[str, Any]:
         return {"loss": job.alpha * kd + (1 - job.alpha) * out.loss, "kdLoss": kd, "ceLoss": out.loss}
 
     started = time.perf_counter()
-    tokens, last_loss = train_steps(job, student, batches, optimizer, scheduler, device, start, validation, loss_of)
+    tokens, last_loss, training_seconds = train_steps(job, student, batches, optimizer, scheduler, device, start, validation, loss_of)
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,9 @@ def run(job: DistillJob) -> dict[str, Any]:
         "studentLayers": job.student_layers,
         "layersKept": keep,
         "initialisedFromTeacher": round(copied, 4),
-        "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1),
+        "tokensPerSec": round(tokens / max(training_seconds, 1e-9), 1),
+        "trainingSeconds": round(training_seconds, 3),
+        "wallSeconds": round(elapsed, 3),
         "finalLoss": round(last_loss, 6),
         **({"teacherLatencyMs": round(timing["teacher"], 4), "studentLatencyMs": round(timing["student"], 4)} if timing else {}),
     }

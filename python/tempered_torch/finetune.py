@@ -310,17 +310,19 @@ def peak_memory_bytes(device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device, start: int, validation, loss_of) -> tuple[int, float]:
+def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device, start: int, validation, loss_of) -> tuple[int, float, float]:
     """Optimizer steps `start` .. `job.steps` of `model`: each over `grad_accum` micro-batches of
     `loss_of(batch)` (a dict of named loss tensors; `loss` is minimised, the others are reported),
     clipped, with a progress line per step, validation every `validate_every` steps and a
-    checkpoint every `checkpoint_every`. Returns the tokens seen and the last step's loss."""
+    checkpoint every `checkpoint_every`. Returns the tokens seen, the last step's loss and the
+    seconds spent in training steps (validation and checkpoints excluded: tokens/s is training's)."""
     import torch
 
     tokens = 0
-    started = time.perf_counter()
+    seconds = 0.0
     last_loss = float("nan")
     for step in range(start, job.steps):
+        started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         for micro in range(job.grad_accum):
@@ -337,8 +339,8 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
         scheduler.step()
         last_loss = sums["loss"]
         done = step + 1
-        elapsed = time.perf_counter() - started
-        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1), "peakMemoryBytes": peak_memory_bytes(device)}
+        seconds += time.perf_counter() - started
+        point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(seconds, 1e-9), 1), "peakMemoryBytes": peak_memory_bytes(device)}
         if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
             point.update({k: round(v, 6) for k, v in evaluate(model, batches, validation, job, job.validation_batches).items()})
         emit("progress", **point)
@@ -346,7 +348,7 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
             target = Path(job.checkpoint_dir) / f"step-{done:08d}"
             save_checkpoint(target, done, model, optimizer, scheduler)
             emit("checkpoint", step=done, dir=str(target))
-    return tokens, last_loss
+    return tokens, last_loss, seconds
 
 
 def materialize_from_model(job: Job) -> None:
@@ -392,7 +394,7 @@ def run(job: Job) -> dict[str, Any]:
         resumed_from = start
 
     started = time.perf_counter()
-    tokens, last_loss = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": model(**batch).loss})
+    tokens, last_loss, training_seconds = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": model(**batch).loss})
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -412,7 +414,9 @@ def run(job: Job) -> dict[str, Any]:
         "parameters": parameters,
         "trainableParameters": trainable_parameters,
         "trainableFraction": round(trainable_parameters / parameters, 4),
-        "tokensPerSec": round(tokens / max(elapsed, 1e-9), 1),
+        "tokensPerSec": round(tokens / max(training_seconds, 1e-9), 1),
+        "trainingSeconds": round(training_seconds, 3),
+        "wallSeconds": round(elapsed, 3),
         "finalLoss": round(last_loss, 6),
         "final": {k: round(v, 6) for k, v in final.items()},
         "adapter": bool(job.lora),
