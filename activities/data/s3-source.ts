@@ -24,6 +24,11 @@ export interface S3SourceReader {
   read(uri: string, endpoint?: string): Promise<Buffer>;
 }
 
+/** An S3SourceReader that also streams objects too large to hold in memory (a base model's weights). */
+export interface S3ObjectReader extends S3SourceReader {
+  open(uri: string, endpoint?: string): Promise<NodeJS.ReadableStream>;
+}
+
 /** Options of createS3SourceReader. */
 export interface S3SourceReaderOptions {
   /** S3-compatible endpoint used when a source names none. Default: env TEMPERED_S3_ENDPOINT, else AWS. */
@@ -98,7 +103,7 @@ export function compileInclude(include: string | undefined): (relativeKey: strin
 /** An S3SourceReader over the AWS SDK: paginated ListObjectsV2 and GetObject, standard credential
  * chain (unsigned for a source's own endpoint unless the worker allows it: see signsRequestsTo),
  * path-style addressing whenever an endpoint is given (MinIO and most S3-compatibles need it). */
-export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3SourceReader {
+export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3ObjectReader {
   const clients = new Map<string, S3Client>();
   const own = options.endpoint ?? process.env.TEMPERED_S3_ENDPOINT;
   const signedEndpoints = options.signedEndpoints ?? (process.env[SIGNED_ENDPOINTS_SETTING] ?? '').split(',');
@@ -130,6 +135,16 @@ export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3Sou
     );
   };
 
+  const getObject = async (uri: string, endpoint: string | undefined) => {
+    const { bucket, key } = parseS3Uri(uri);
+    const { client, anonymous } = clientFor(endpoint);
+    const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key })).catch((err: unknown) => {
+      throw explainDenied(err, uri, endpoint, anonymous);
+    });
+    if (!response.Body) throw new Error(`GetObject ${uri} returned no body`);
+    return response.Body;
+  };
+
   return {
     async *list(uri, include, endpoint) {
       const { bucket, prefix } = sourcePrefix(uri);
@@ -153,13 +168,12 @@ export function createS3SourceReader(options: S3SourceReaderOptions = {}): S3Sou
     },
 
     async read(uri, endpoint) {
-      const { bucket, key } = parseS3Uri(uri);
-      const { client, anonymous } = clientFor(endpoint);
-      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key })).catch((err: unknown) => {
-        throw explainDenied(err, uri, endpoint, anonymous);
-      });
-      if (!response.Body) throw new Error(`GetObject ${uri} returned no body`);
-      return Buffer.from(await response.Body.transformToByteArray());
+      const body = await getObject(uri, endpoint);
+      return Buffer.from(await body.transformToByteArray());
+    },
+
+    async open(uri, endpoint) {
+      return (await getObject(uri, endpoint)) as unknown as NodeJS.ReadableStream;
     },
   };
 }

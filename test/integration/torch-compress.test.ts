@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +23,7 @@ const run = promisify(execFile);
 let h: Harness;
 let python: string;
 let dir: string;
+const baseId = `tiny-${randomBytes(3).toString('hex')}`;
 
 beforeAll(async () => {
   python = (await ensurePythonEnv()).python;
@@ -29,20 +31,26 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-compress-'));
   await makeTinyBase(python, path.join(dir, 'tiny-base'));
   await writeTinyMails(dir, 60);
+  // The teacher's base is a checkpoint directory in S3 (MinIO), copied once into a local cache.
+  process.env.TEMPERED_BASES_DIR = path.join(dir, 'bases-cache');
+  for (const name of await readdir(path.join(dir, 'tiny-base'))) {
+    await h.store.put(`bases/${baseId}/${name}`, await readFile(path.join(dir, 'tiny-base', name)), 'application/octet-stream');
+  }
 }, 1_800_000);
 
 afterAll(async () => {
+  delete process.env.TEMPERED_BASES_DIR;
   await h?.close();
 });
 
-const spec = `
+const spec = () => `
 apiVersion: tempered.dev/v1
 name: torch-compress
 seed: 3
 stages:
   collect: { type: collect, sources: [{ path: "mail/*/*.txt" }], labelFromPath: "(?<label>ham|spam)/" }
   split: { type: split, input: collect, ratios: { train: 0.6, validation: 0.2, test: 0.2 } }
-  teacher: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 8, batchSize: 8, maxLength: 16, optimizer: { lr: 0.003 } }
+  teacher: { type: finetune, input: split, base: "s3://${h.bucket}/bases/${baseId}/", objective: classify, steps: 8, batchSize: 8, maxLength: 16, optimizer: { lr: 0.003 } }
   student:
     type: distill
     input: split
@@ -59,10 +67,14 @@ stages:
 `;
 
 test('a torch teacher is distilled into a smaller student and quantized to int8; both evaluate like any model', async () => {
-  const plan = planPipeline(loadSpecText(spec, path.join(dir, 'spec.yaml')));
+  const plan = planPipeline(loadSpecText(spec(), path.join(dir, 'spec.yaml')));
   const { workflowId } = await startRun(h.client, plan, newRunId());
   const summary: RunSummary = await waitForSummary(h.client, workflowId, 600_000);
   expect(Object.entries(summary.stages).filter(([, s]) => s.status !== 'succeeded').map(([n, s]) => `${n}: ${s.error}`)).toEqual([]);
+
+  // The S3 base was copied once, and its files' sha256 are the lineage like any base's.
+  expect(summary.stages.teacher.metrics.base).toBe(`s3://${h.bucket}/bases/${baseId}/`);
+  expect(await readdir(path.join(dir, 'bases-cache'))).toHaveLength(1);
 
   const student = summary.stages.student.metrics as Record<string, any>;
   expect(student).toMatchObject({ engine: 'torch', objective: 'classify', teacherLayers: 2, studentLayers: 1, layersKept: [0], metric: 'valF1', steps: 6, curve: { points: 6 } });
