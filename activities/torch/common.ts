@@ -22,7 +22,7 @@ export const DESCRIPTOR = 'torch-model.json';
 /** What a torch model stage stores beside its files. */
 export interface TorchModelDescriptor {
   engine: 'torch';
-  objective: 'classify' | 'causal-lm';
+  objective: 'classify' | 'causal-lm' | 'mlm';
   labels?: string[];
   /** Tokens per example it was trained with: what evaluation truncates to. */
   maxLength?: number;

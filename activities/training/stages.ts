@@ -73,7 +73,11 @@ export const tokenizerStage: StageImplementation = async (ctx) => {
 
 /** finetune: causal-lm or classify, fresh or `from` another model, optionally LoRA; checkpointed. */
 export const finetuneStage: StageImplementation = async (ctx) => {
-  const options = optionsOf(ctx.input, 'finetune');
+  const finetuneOptions = optionsOf(ctx.input, 'finetune');
+  const objective = finetuneOptions.objective;
+  // Validation refuses mlm on this engine (pipelines/engines.ts); a hand-made config is refused here.
+  if (objective === 'mlm') throw badInput(`stage "${ctx.input.stage}": the tfjs engine trains causal-lm and classify models; mlm needs the torch engine and an encoder "base"`);
+  const options = { ...finetuneOptions, objective };
   const info = await initBackend(options.backend);
   const dataset = datasetOf(ctx);
   const [trainRecords, validationRecords] = await Promise.all([

@@ -34,7 +34,7 @@ class BadInput(Exception):
 
 EXIT_BAD_INPUT = 3
 
-OBJECTIVES = ("classify", "causal-lm")
+OBJECTIVES = ("classify", "causal-lm", "mlm")
 
 
 @dataclass
@@ -103,7 +103,7 @@ def read_records(path: str, what: str) -> list[dict[str, Any]]:
 def load_base(job: Job):
     """Model and tokenizer from a Hugging Face checkpoint directory (or a GGUF file in it)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
     directory = job.base.get("dir")
     gguf_file = job.base.get("gguf_file")
@@ -121,7 +121,9 @@ def load_base(job: Job):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     head = {"num_labels": len(job.labels), "id2label": dict(enumerate(job.labels)), "label2id": {label: i for i, label in enumerate(job.labels)}} if job.objective == "classify" else {}
-    auto = AutoModelForSequenceClassification if job.objective == "classify" else AutoModelForCausalLM
+    if job.objective == "mlm" and tokenizer.mask_token is None:
+        raise BadInput(f"base {directory}: its tokenizer has no mask token, so it cannot be trained as a masked LM (mlm is for encoders such as BERT); use objective causal-lm for a decoder")
+    auto = AutoModelForSequenceClassification if job.objective == "classify" else AutoModelForMaskedLM if job.objective == "mlm" else AutoModelForCausalLM
     if job.init == "random":
         # The ablation: the same architecture, tokenizer and training, without the pretrained weights.
         config = AutoConfig.from_pretrained(directory, **head, **kwargs)
@@ -188,9 +190,16 @@ class Batches:
             out.append(int(self._order[offset]))
         return out
 
-    def encode(self, rows: list[dict[str, Any]]):
+    def encode(self, rows: list[dict[str, Any]], salt: int = 0):
+        """Tokenized rows with their labels; `salt` (the step, or the position of a validation
+        batch) seeds a masked LM's masks, so they are the same on every run and resume."""
         import torch
 
+        if self.job.objective == "mlm":
+            from .inference import encode_mlm
+
+            encoded = encode_mlm(self.tokenizer, [r["text"] for r in rows], self.job.max_length, (self.job.seed * 1_000_003 + salt) % 2**62)
+            return encoded.to(self.device) if self.device is not None else encoded
         encoded = self.tokenizer([r["text"] for r in rows], truncation=True, max_length=self.job.max_length, padding=True, return_tensors="pt")
         if self.job.objective == "classify":
             labels = []
@@ -206,7 +215,7 @@ class Batches:
         return encoded.to(self.device) if self.device is not None else encoded
 
     def batch(self, step: int):
-        return self.encode([self.records[i] for i in self.indices(step)])
+        return self.encode([self.records[i] for i in self.indices(step)], salt=step)
 
 
 def lr_lambda(job: Job):
@@ -277,6 +286,10 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> int:
     return int(json.loads((directory / "step.json").read_text())["step"])
 
 
+# Validation batches draw their masks apart from the training steps'.
+VALIDATION_SALT = 1_000_000_007
+
+
 def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> dict[str, float]:
     import torch
 
@@ -286,7 +299,7 @@ def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> 
     count = len(records) if limit_batches <= 0 else min(len(records), limit_batches * size)
     with torch.no_grad():
         for start in range(0, count, size):
-            batch = batches.encode(records[start : start + size])
+            batch = batches.encode(records[start : start + size], salt=VALIDATION_SALT + start)
             out = model(**batch)
             losses.append(float(out.loss) * len(batch["labels"]))
             if job.objective == "classify":

@@ -11,27 +11,74 @@ import time
 from typing import Any, Callable
 
 
-def score_rows(model, tokenizer, rows: list[dict[str, Any]], objective: str, labels: list[str], max_length: int, device=None) -> list[dict[str, Any]]:
-    """One batch of records scored (no gradients)."""
+MLM_PROBABILITY = 0.15
+
+
+def mlm_mask(input_ids, special_tokens_mask, tokenizer, seed: int):
+    """BERT's masked-LM corruption, seeded: 15% of the non-special tokens are chosen (at least one
+    per row that has any); of those 80% become [MASK], 10% a random token, 10% stay. Returns the
+    corrupted ids and the labels (-100 except at the chosen positions). The same seed chooses the
+    same positions, so a resumed run and every evaluation see the same masks."""
     import torch
 
+    generator = torch.Generator().manual_seed(seed)
+    candidates = ~special_tokens_mask.bool()
+    chosen = (torch.rand(input_ids.shape, generator=generator) < MLM_PROBABILITY) & candidates
+    for row in range(input_ids.shape[0]):
+        if not chosen[row].any() and candidates[row].any():
+            positions = candidates[row].nonzero().flatten()
+            chosen[row, positions[torch.randint(len(positions), (1,), generator=generator)]] = True
+    labels = input_ids.clone()
+    labels[~chosen] = -100
+    corrupted = input_ids.clone()
+    draw = torch.rand(input_ids.shape, generator=generator)
+    corrupted[chosen & (draw < 0.8)] = tokenizer.mask_token_id
+    random_tokens = torch.randint(len(tokenizer), input_ids.shape, generator=generator)
+    swap = chosen & (draw >= 0.8) & (draw < 0.9)
+    corrupted[swap] = random_tokens[swap]
+    return corrupted, labels
+
+
+def encode_mlm(tokenizer, texts: list[str], max_length: int, seed: int):
+    """Tokenized texts with BERT's masking applied (see mlm_mask): input_ids, attention_mask, labels."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt", return_special_tokens_mask=True)
+    special = encoded.pop("special_tokens_mask") | (encoded["attention_mask"] == 0)
+    encoded["input_ids"], encoded["labels"] = mlm_mask(encoded["input_ids"], special, tokenizer, seed)
+    return encoded
+
+
+def score_rows(model, tokenizer, rows: list[dict[str, Any]], objective: str, labels: list[str], max_length: int, device=None, seed: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """One batch of records scored (no gradients), and the tokens it held. A masked LM is scored on
+    its masked tokens, with masks seeded by `seed` (the batch's position), so the same records
+    score the same."""
+    import torch
+
+    if objective == "mlm":
+        batch = encode_mlm(tokenizer, [r["text"] for r in rows], max_length, seed)
+        if device is not None:
+            batch = batch.to(device)
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        mask = batch["labels"] != -100
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), batch["labels"].clamp(min=0), reduction="none")
+        return [{"id": r.get("id"), "nll": float(nll[i][mask[i]].sum()), "tokens": int(mask[i].sum())} for i, r in enumerate(rows)], int(batch["attention_mask"].sum())
     batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     if device is not None:
         batch = batch.to(device)
     with torch.no_grad():
         logits = model(**batch).logits
     if objective == "classify":
-        return [{"id": r.get("id"), "predicted": labels[int(p)]} for r, p in zip(rows, logits.argmax(-1).tolist())]
+        return [{"id": r.get("id"), "predicted": labels[int(p)]} for r, p in zip(rows, logits.argmax(-1).tolist())], int(batch["attention_mask"].sum())
     targets = batch["input_ids"][:, 1:]
     mask = batch["attention_mask"][:, 1:].bool()
     nll = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets, reduction="none")
-    return [{"id": r.get("id"), "nll": float(nll[i][mask[i]].sum()), "tokens": int(mask[i].sum())} for i, r in enumerate(rows)]
+    return [{"id": r.get("id"), "nll": float(nll[i][mask[i]].sum()), "tokens": int(mask[i].sum())} for i, r in enumerate(rows)], int(batch["attention_mask"].sum())
 
 
 def score_records(model, tokenizer, records, objective: str, labels: list[str], max_length: int, batch_size: int = 16, device=None, progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for start in range(0, len(records), batch_size):
-        out.extend(score_rows(model, tokenizer, records[start : start + batch_size], objective, labels, max_length, device))
+        out.extend(score_rows(model, tokenizer, records[start : start + batch_size], objective, labels, max_length, device, seed=start)[0])
         if progress:
             progress(len(out))
     return out

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .finetune import emit, job_main, peak_memory_bytes, read_records
+from .inference import score_rows
 
 
 def load_model(job: dict[str, Any]):
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
     if job.get("quantized"):
         from .quantize import load_quantized
@@ -40,7 +41,8 @@ def load_model(job: dict[str, Any]):
             source, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, torch_dtype=torch.float32, **kwargs
         )
     else:
-        model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32, **kwargs)
+        auto = AutoModelForMaskedLM if job["objective"] == "mlm" else AutoModelForCausalLM
+        model = auto.from_pretrained(source, torch_dtype=torch.float32, **kwargs)
     if job.get("adapter"):
         from peft import PeftModel
 
@@ -74,19 +76,9 @@ def run(job: dict[str, Any]) -> None:
             with (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                 for start in range(0, len(records), size):
                     rows = records[start : start + size]
-                    batch = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
-                    tokens += int(batch["attention_mask"].sum())
-                    if job["objective"] == "classify":
-                        predicted = model(**batch).logits.argmax(-1).tolist()
-                        for r, p in zip(rows, predicted):
-                            out.write(json.dumps({"id": r.get("id"), "predicted": labels[p]}) + "\n")
-                    else:
-                        logits = model(**batch).logits[:, :-1]
-                        targets = batch["input_ids"][:, 1:]
-                        mask = batch["attention_mask"][:, 1:].bool()
-                        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-                        for i, r in enumerate(rows):
-                            out.write(json.dumps({"id": r.get("id"), "nll": float(nll[i][mask[i]].sum()), "tokens": int(mask[i].sum())}) + "\n")
+                    scored, count = score_rows(model, tokenizer, rows, job["objective"], labels, max_length, device, seed=start)
+                    tokens += count
+                    out.write("".join(json.dumps(row) + "\n" for row in scored))
                     examples += len(rows)
                     emit("progress", phase=f"predicting ({name})", done=examples, total=total)
     seconds = max(time.perf_counter() - started, 1e-9)

