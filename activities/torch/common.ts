@@ -33,6 +33,8 @@ export interface TorchModelDescriptor {
   from?: string;
   /** Stored as dynamic int8 (tempered_torch.quantize): rebuilt by the engine, runs on CPU. */
   quantized?: { scheme: 'dynamic-int8' };
+  /** Trained on overlapping windows of long records: evaluation scores whole records the same way. */
+  windows?: { overlap: number };
   /** A distilled student: the teacher stage it learned from. */
   distilledFrom?: string;
 }

@@ -54,6 +54,7 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       model_dir: modelDir,
       adapter: descriptor.adapter,
       ...(descriptor.quantized ? { quantized: true } : {}),
+      ...(descriptor.windows ? { window_overlap: descriptor.windows.overlap } : {}),
       ...(base ? { base } : {}),
       labels: descriptor.labels ?? [],
       records: files,

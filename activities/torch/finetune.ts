@@ -55,6 +55,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
     }
     const labels = options.objective === 'classify' ? continuedLabels(fromLabels, labelsOf(trainRecords, ctx.input.stage)) : undefined;
 
+    const windowOverlap = options.windowOverlap ?? Math.min(32, Math.floor(options.maxLength / 4));
     const resume = await latestCheckpoint(ctx, path.join(work, 'resume'));
     const job = {
       objective: options.objective,
@@ -81,6 +82,8 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, dropout: options.lora.dropout, targets: options.lora.targets ?? null } : null,
       resume_dir: resume?.dir ?? null,
       from_model: fromModel ?? null,
+      long_records: options.longRecords ?? 'truncate',
+      window_overlap: windowOverlap,
       threads: 0,
     };
     const jobFile = path.join(work, 'job.json');
@@ -94,6 +97,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       ...(labels ? { labels } : {}),
       maxLength: options.maxLength,
       adapter: job.lora !== null && !job.merge_lora,
+      ...(options.longRecords === 'windows' ? { windows: { overlap: windowOverlap } } : {}),
       ...(base ? { base: { reference: base.reference, ...(base.ggufFile ? { ggufFile: base.ggufFile } : {}), files: base.files } } : {}),
       ...(options.from ? { from: options.from } : {}),
     };

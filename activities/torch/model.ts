@@ -17,6 +17,8 @@ export interface ModelJob {
   quantized?: boolean;
   base?: { dir: string; gguf_file?: string };
   max_length: number;
+  /** Long records are scored whole over windows overlapping by this many tokens. */
+  window_overlap?: number;
 }
 
 export interface FetchedModel {
@@ -50,6 +52,7 @@ export async function fetchModel(ctx: StageContext, name: string, dir: string, p
       ...(descriptor.quantized ? { quantized: true } : {}),
       ...(base ? { base } : {}),
       max_length: descriptor.maxLength ?? 128,
+      ...(descriptor.windows ? { window_overlap: descriptor.windows.overlap } : {}),
     },
   };
 }

@@ -60,6 +60,9 @@ class Job:
     lora: dict[str, Any] | None = None
     # Save base + adapters merged into one full model (LoRA on a model that is itself a stage's artifact).
     merge_lora: bool = False
+    # `truncate`: the first max_length tokens of a record; `windows`: every token, in windows overlapping by window_overlap.
+    long_records: str = "truncate"
+    window_overlap: int = 32
     # `from` a LoRA-only model: the model job (predict.load_model) of its base + adapters, merged before training.
     from_model: dict[str, Any] | None = None
     resume_dir: str | None = None
@@ -195,12 +198,20 @@ class Batches:
         batch) seeds a masked LM's masks, so they are the same on every run and resume."""
         import torch
 
-        if self.job.objective == "mlm":
-            from .inference import encode_mlm
+        from .inference import encode_mlm, masked
 
-            encoded = encode_mlm(self.tokenizer, [r["text"] for r in rows], self.job.max_length, (self.job.seed * 1_000_003 + salt) % 2**62)
+        windowed = "input_ids" in rows[0]  # rows are windows of long records (window_records)
+        if self.job.objective == "mlm":
+            seed = (self.job.seed * 1_000_003 + salt) % 2**62
+            if windowed:
+                encoded = masked(self.tokenizer.pad({"input_ids": [r["input_ids"] for r in rows]}, return_tensors="pt"), self.tokenizer, seed)
+            else:
+                encoded = encode_mlm(self.tokenizer, [r["text"] for r in rows], self.job.max_length, seed)
             return encoded.to(self.device) if self.device is not None else encoded
-        encoded = self.tokenizer([r["text"] for r in rows], truncation=True, max_length=self.job.max_length, padding=True, return_tensors="pt")
+        if windowed:
+            encoded = self.tokenizer.pad({"input_ids": [r["input_ids"] for r in rows]}, return_tensors="pt")
+        else:
+            encoded = self.tokenizer([r["text"] for r in rows], truncation=True, max_length=self.job.max_length, padding=True, return_tensors="pt")
         if self.job.objective == "classify":
             labels = []
             for r in rows:
@@ -364,6 +375,15 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
     return tokens, last_loss, seconds
 
 
+def window_records(records, tokenizer, job: Job) -> list[dict[str, Any]]:
+    """Each record as its windows (inference.windows), each a training example with the record's label."""
+    from .inference import windows
+
+    if not 0 <= job.window_overlap < job.max_length // 2:
+        raise BadInput(f"windowOverlap {job.window_overlap} must be at least 0 and less than half of maxLength {job.max_length}")
+    return [{**record, "input_ids": ids, "window": k} for record in records for k, ids in enumerate(windows(tokenizer, record["text"], job.max_length, job.window_overlap))]
+
+
 def materialize_from_model(job: Job) -> None:
     """Continuing a LoRA-only model: its base with the adapters merged, saved once as the checkpoint
     this stage starts from (in the objective it was trained for; load_base re-heads it if needed)."""
@@ -390,6 +410,8 @@ def run(job: Job) -> dict[str, Any]:
     if job.from_model:
         materialize_from_model(job)
     model, tokenizer = load_base(job)
+    if job.long_records == "windows":
+        train, validation = window_records(train, tokenizer, job), window_records(validation, tokenizer, job)
     model = with_lora(model, job)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)

@@ -76,7 +76,7 @@ def run(job: dict[str, Any]) -> None:
             with (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                 for start in range(0, len(records), size):
                     rows = records[start : start + size]
-                    scored, count = score_rows(model, tokenizer, rows, job["objective"], labels, max_length, device, seed=start)
+                    scored, count = score_rows(model, tokenizer, rows, job["objective"], labels, max_length, device, seed=start, window_overlap=job.get("window_overlap"))
                     tokens += count
                     out.write("".join(json.dumps(row) + "\n" for row in scored))
                     examples += len(rows)

@@ -149,10 +149,10 @@ def run(job: dict[str, Any]) -> None:
         eval_dir.mkdir(parents=True, exist_ok=True)
         for name, model in (("float", float_model), ("int8", int8_model)):
             emit("progress", phase=f"scoring the test records ({name})", total=len(records))
-            rows = score_records(model, tokenizer, records, objective, labels, max_length)
+            rows = score_records(model, tokenizer, records, objective, labels, max_length, window_overlap=job.get("window_overlap"))
             (eval_dir / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         emit("progress", phase="measuring latency")
-        timing = latency_ms({"float": float_model, "int8": int8_model}, tokenizer, records[:64], objective, labels, max_length)
+        timing = latency_ms({"float": float_model, "int8": int8_model}, tokenizer, records[:64], objective, labels, max_length, window_overlap=job.get("window_overlap"))
         metrics.update({"latencyBeforeMs": round(timing["float"], 4), "latencyAfterMs": round(timing["int8"], 4), "latencyRecords": min(64, len(records)), "threads": torch.get_num_threads()})
     emit("metrics", **metrics)
 

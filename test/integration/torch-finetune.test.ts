@@ -64,6 +64,8 @@ stages:
   dapt: { type: finetune, input: split, base: tiny-base, objective: mlm, steps: 4, batchSize: 4, maxLength: 16, validateEvery: 2, checkpointEvery: 2, optimizer: { lr: 0.001 } }
   after-dapt: { type: finetune, input: split, from: dapt, objective: classify, steps: 2, batchSize: 4, maxLength: 16, optimizer: { lr: 0.001 } }
   evaluate-dapt: { type: evaluate, input: split, model: dapt }
+  windowed: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 8, longRecords: windows, windowOverlap: 2 }
+  evaluate-windowed: { type: evaluate, input: split, model: windowed, robustness: false }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -121,6 +123,11 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   expect(dapt.perplexity).toBeGreaterThan(1);
   expect(dapt.perplexity).toBeCloseTo(Math.exp(dapt.loss), 2);
   expect(summary.stages['after-dapt'].metrics).toMatchObject({ engine: 'torch', from: 'dapt', labels: ['ham', 'spam'] });
+
+  // Records longer than maxLength train as overlapping windows, and evaluation scores them whole.
+  const windowed = await h.store.readJson<{ windows?: { overlap: number } }>({ ...summary.stages.windowed.outputs.find((o) => o.name === 'torch-model.json')!, mediaType: 'application/json' });
+  expect(windowed.windows).toEqual({ overlap: 2 });
+  expect(summary.stages['evaluate-windowed'].metrics).toMatchObject({ engine: 'torch', examples: evaluation.examples });
 
   // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
   expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });

