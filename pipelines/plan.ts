@@ -114,7 +114,12 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
     const stage = spec.stages[name];
     const config = Object.fromEntries(Object.entries(stage).filter(([k]) => !COMMON_STAGE_KEYS.includes(k)));
     // A torch stage says so in its config (and so in its cache key); tfjs stays implicit.
-    if (stage.type === 'finetune' && engineOf(name, spec.stages as never) === 'torch') config.engine = 'torch';
+    if (stage.type === 'finetune' && engineOf(name, spec.stages as never) === 'torch') {
+      config.engine = 'torch';
+      // One training process per GPU the stage asks for (torchrun + DDP).
+      const gpus = stage.resources?.gpu ?? 0;
+      if (config.processes === undefined && gpus > 1) config.processes = gpus;
+    }
     const retry = { ...spec.defaults.retry, ...stage.retry };
     return {
       name,

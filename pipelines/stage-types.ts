@@ -274,6 +274,8 @@ export const FinetuneOptionsSchema = z.strictObject({
   init: z.enum(['pretrained', 'random']).default('pretrained'),
   /** torch engine: tokens per example; longer records are truncated, or split with `longRecords: windows`. Default 128. */
   maxLength: z.number().int().min(8).max(131_072).default(128),
+  /** torch engine: data-parallel training processes on the worker (torchrun + DDP: NCCL across GPUs, gloo on CPUs), each taking batchSize/processes of every batch. Default `resources.gpu` when it is above 1, else 1. */
+  processes: z.number().int().min(1).max(64).optional(),
   /** torch engine: records longer than `maxLength` are `truncate`d (their first maxLength tokens) or split into overlapping `windows` (every token trains; evaluation scores the whole record: a classifier averages its windows' logits, a language model sums its tokens' losses). Default truncate. */
   longRecords: z.enum(['truncate', 'windows']).optional(),
   /** With `longRecords: windows`: tokens each window shares with the one before, 0 to less than maxLength/2. Default the smaller of 32 and maxLength/4. */

@@ -53,10 +53,14 @@ export class TorchProgramError extends Error {
   }
 }
 
-/** Runs `python -m tempered_torch.<module> <job>` in `work`, stopped when the stage is cancelled; throws on failure. */
-export async function runTorch(ctx: StageContext, python: string, module: string, jobFile: string, work: string, onMessage: (message: ProgramMessage) => void): Promise<void> {
+/**
+ * Runs `python -m tempered_torch.<module> <job>` in `work` — with `processes` above 1, as that many
+ * data-parallel processes through `tempered_torch.launch` (torchrun) — stopped when the stage is
+ * cancelled; throws on failure.
+ */
+export async function runTorch(ctx: StageContext, python: string, module: string, jobFile: string, work: string, onMessage: (message: ProgramMessage) => void, processes = 1): Promise<void> {
   const exit = await runProgram({
-    argv: [python, '-m', `tempered_torch.${module}`, jobFile],
+    argv: processes > 1 ? [python, '-m', 'tempered_torch.launch', String(processes), module, jobFile] : [python, '-m', `tempered_torch.${module}`, jobFile],
     cwd: work,
     env: pythonRunEnv(),
     signal: ctx.signal,

@@ -89,7 +89,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
     const jobFile = path.join(work, 'job.json');
     await writeFile(jobFile, JSON.stringify(job, null, 2));
 
-    const { metrics, curve } = await runTraining(ctx, env.python, 'finetune', jobFile, work, resume);
+    const { metrics, curve } = await runTraining(ctx, env.python, 'finetune', jobFile, work, resume, options.processes ?? 1);
 
     const descriptor: TorchModelDescriptor = {
       engine: 'torch',

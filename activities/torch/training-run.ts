@@ -28,7 +28,7 @@ export interface TrainingRun {
  * heartbeats and curve points; each checkpoint it announces is uploaded in order while training
  * goes on, and the heartbeat names it once it is whole in the store.
  */
-export async function runTraining(ctx: StageContext, python: string, module: string, jobFile: string, work: string, resume: Resume | undefined): Promise<TrainingRun> {
+export async function runTraining(ctx: StageContext, python: string, module: string, jobFile: string, work: string, resume: Resume | undefined, processes = 1): Promise<TrainingRun> {
   // A resumed attempt's curve starts with the points its checkpoint kept: each step once.
   const curve = new CurveRecorder();
   curve.points.push(...(resume?.curve ?? []));
@@ -64,7 +64,7 @@ export async function runTraining(ctx: StageContext, python: string, module: str
           }
         });
       }
-    });
+    }, processes);
   } finally {
     await uploads;
   }

