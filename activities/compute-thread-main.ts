@@ -27,6 +27,7 @@ async function main(port: NonNullable<typeof parentPort>, data: ComputeThreadDat
         send({ kind: 'progress', details });
       },
       outputKey: (name) => `${data.input.outputPrefix}${name}`,
+      devices: data.devices,
     });
     if (cancelled.signal.aborted) throw new CancelledFailure('stage cancelled');
     send({ kind: 'done', outputs, metrics });

@@ -27,6 +27,8 @@ export interface ComputeThreadData {
   attempt: number;
   resumeDetails?: Record<string, unknown>;
   store: StoreConfig;
+  /** The GPU devices the attempt holds (`StageContext.devices`). */
+  devices?: readonly string[];
 }
 
 /** Thread → main thread. */
@@ -58,7 +60,7 @@ const CANCEL_GRACE_MS = 5_000;
  * Resolves with its result; rejects with its error (classification kept) or a CancelledFailure.
  */
 export function runInThread(type: StageType, ctx: StageContext, store: StoreConfig): ReturnType<StageImplementation> {
-  const data: ComputeThreadData = { type, input: ctx.input, attempt: ctx.attempt, resumeDetails: ctx.resumeDetails, store };
+  const data: ComputeThreadData = { type, input: ctx.input, attempt: ctx.attempt, resumeDetails: ctx.resumeDetails, store, devices: ctx.devices };
   const thread = startThread(data);
   // Stage code has no business on stdout (`--json` output): its console goes to stderr.
   thread.stdout.on('data', (chunk: Buffer) => process.stderr.write(chunk));

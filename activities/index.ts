@@ -7,7 +7,8 @@ import { collectSourceFingerprint } from './data/source-fingerprint';
 import { distillSourceFingerprint, evaluateSourceFingerprint, finetuneSourceFingerprint, quantizeSourceFingerprint } from './torch/fingerprint';
 import type { Translator } from './data';
 import { loadStageImplementation, MAIN_THREAD_STAGES } from './stage-implementations';
-import { defineStage, type StageImplementation } from './stage-runner';
+import type { GpuSlots } from './gpu-slots';
+import { defineStage, type StageHooks, type StageImplementation } from './stage-runner';
 import type { ArtifactStore } from './store';
 
 /** What the activities need from their host: the store, and optional pluggable translators. */
@@ -24,30 +25,33 @@ export interface ActivityDependencies {
    * tests of stage code, stores that cannot be reopened in a thread).
    */
   compute?: 'thread' | 'main';
+  /** The gpu worker's devices; each gpu-queue attempt holds `resources.gpu` of them while it computes. Default none. */
+  gpuSlots?: GpuSlots;
 }
 
 /** The stage activities a worker registers, one per stage type; activity name = stage type. */
-export function createActivities({ store, translators, compute = 'thread' }: ActivityDependencies): Record<StageType, StageActivity> {
+export function createActivities({ store, translators, compute = 'thread', gpuSlots }: ActivityDependencies): Record<StageType, StageActivity> {
   const config = store.config;
   const implementation = (type: StageType): StageImplementation => {
     if (type === 'augment' && translators) return augmentStage(translators);
     if (compute === 'thread' && config && !MAIN_THREAD_STAGES.has(type)) return (ctx) => runInThread(type, ctx, config);
     return (ctx) => loadStageImplementation(type)(ctx);
   };
+  const stage = (type: StageType, hooks: StageHooks = {}): StageActivity => defineStage(store, implementation(type), hooks, { gpuSlots });
   return {
-    collect: defineStage(store, implementation('collect'), { sourceFingerprint: collectSourceFingerprint(store) }),
-    clean: defineStage(store, implementation('clean')),
-    split: defineStage(store, implementation('split')),
-    augment: defineStage(store, implementation('augment')),
-    noop: defineStage(store, implementation('noop')),
-    tokenizer: defineStage(store, implementation('tokenizer')),
-    finetune: defineStage(store, implementation('finetune'), { sourceFingerprint: finetuneSourceFingerprint }),
-    evaluate: defineStage(store, implementation('evaluate'), { sourceFingerprint: evaluateSourceFingerprint }),
-    distill: defineStage(store, implementation('distill'), { sourceFingerprint: distillSourceFingerprint }),
-    quantize: defineStage(store, implementation('quantize'), { sourceFingerprint: quantizeSourceFingerprint }),
-    command: defineStage(store, implementation('command'), { sourceFingerprint: commandSourceFingerprint }),
-    replay: defineStage(store, implementation('replay')),
-    champion: defineStage(store, implementation('champion')),
-    promote: defineStage(store, implementation('promote')),
+    collect: stage('collect', { sourceFingerprint: collectSourceFingerprint(store) }),
+    clean: stage('clean'),
+    split: stage('split'),
+    augment: stage('augment'),
+    noop: stage('noop'),
+    tokenizer: stage('tokenizer'),
+    finetune: stage('finetune', { sourceFingerprint: finetuneSourceFingerprint }),
+    evaluate: stage('evaluate', { sourceFingerprint: evaluateSourceFingerprint }),
+    distill: stage('distill', { sourceFingerprint: distillSourceFingerprint }),
+    quantize: stage('quantize', { sourceFingerprint: quantizeSourceFingerprint }),
+    command: stage('command', { sourceFingerprint: commandSourceFingerprint }),
+    replay: stage('replay'),
+    champion: stage('champion'),
+    promote: stage('promote'),
   };
 }

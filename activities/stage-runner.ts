@@ -1,7 +1,9 @@
 import * as os from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { TASK_QUEUES } from '../pipelines/plan';
 import type { ArtifactRef, Metrics, StageInput, StageOutcome, StageActivity } from '../workflows/types';
+import type { GpuSlots } from './gpu-slots';
 import { findReusable, rememberResult } from './stage-cache';
 import { commitManifest, isNonRetryableStoreError, readCommittedManifest, type ArtifactStore } from './store';
 
@@ -21,6 +23,12 @@ export interface StageContext {
   resumeDetails?: Record<string, unknown>;
   /** `<outputPrefix><name>`: where an output named `name` is written. */
   outputKey(name: string): string;
+  /**
+   * The GPU devices this attempt holds on a gpu worker (`resources.gpu` of them, as
+   * `CUDA_VISIBLE_DEVICES` names them): its child processes get exactly these. Undefined on the
+   * cpu queue. In-process compute (tfjs) cannot be confined to them.
+   */
+  devices?: readonly string[];
 }
 
 /** A stage's work: write outputs, return their refs and the metrics worth keeping. */
@@ -41,12 +49,19 @@ export interface StageHooks {
   sourceFingerprint?(input: StageInput): Promise<string | undefined>;
 }
 
+/** What the worker running the stages adds to the stage protocol. */
+export interface StageRunnerOptions {
+  /** The gpu worker's devices: a gpu-queue attempt takes `input.gpus` of them before it runs. Default none (no device is assigned). */
+  gpuSlots?: GpuSlots;
+}
+
 /**
  * Wraps a stage implementation as a Temporal activity with the stage protocol around it:
  * a retry of a committed stage returns the committed result (ARCHITECTURE.md, invariant 3); heartbeats carry
- * progress on a timer (invariant 5); the manifest is written last; errors are classified (invariant 6).
+ * progress on a timer (invariant 5); a gpu-queue attempt holds its GPU devices while it computes
+ * (invariant 7); the manifest is written last; errors are classified (invariant 6).
  */
-export function defineStage(store: ArtifactStore, implementation: StageImplementation, hooks: StageHooks = {}): StageActivity {
+export function defineStage(store: ArtifactStore, implementation: StageImplementation, hooks: StageHooks = {}, runner: StageRunnerOptions = {}): StageActivity {
   return async (input: StageInput): Promise<StageOutcome> => {
     const context = Context.current();
     const attempt = context.info.attempt;
@@ -71,29 +86,48 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
           const result = await commit(store, input, reusable.result.outputs, { ...reusable.result.metrics, cachedFrom: reusable.fromRun });
           return { ...result, attempt, cachedFrom: reusable.fromRun };
         }
-        details = { phase: 'starting' };
-        context.heartbeat(details);
-        const { outputs, metrics } = await implementation({
-          input,
-          store,
-          signal: context.cancellationSignal,
-          attempt,
-          progress(next) {
-            // A cancelled stage stops at its next progress report, wherever it is.
-            if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
-            details = next;
-            context.heartbeat(details);
-          },
-          resumeDetails: context.info.heartbeatDetails as Record<string, unknown> | undefined,
-          outputKey: (name) => `${input.outputPrefix}${name}`,
-        });
+        // A cache hit needs no GPU; a computing attempt holds its devices until it ends, however it ends.
+        const wanted = runner.gpuSlots ? gpusWanted(input, context.info.taskQueue) : 0;
+        const lease =
+          wanted > 0
+            ? await runner.gpuSlots!.acquire(wanted, {
+                signal: context.cancellationSignal,
+                onWait({ free, total }) {
+                  details = { phase: `waiting for ${wanted} GPU${wanted === 1 ? '' : 's'} (${free} of ${total} free on this worker)` };
+                  context.heartbeat(details);
+                },
+              })
+            : undefined;
+        let computed: Awaited<ReturnType<StageImplementation>>;
+        try {
+          details = { phase: 'starting', ...(lease ? { devices: lease.devices.join(',') } : {}) };
+          context.heartbeat(details);
+          computed = await implementation({
+            input,
+            store,
+            signal: context.cancellationSignal,
+            attempt,
+            progress(next) {
+              // A cancelled stage stops at its next progress report, wherever it is.
+              if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
+              details = next;
+              context.heartbeat(details);
+            },
+            resumeDetails: context.info.heartbeatDetails as Record<string, unknown> | undefined,
+            outputKey: (name) => `${input.outputPrefix}${name}`,
+            devices: lease?.devices,
+          });
+        } finally {
+          lease?.release();
+        }
+        const { outputs, metrics } = computed;
         if (context.cancellationSignal.aborted) throw new CancelledFailure('stage cancelled');
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         const result = await commit(store, input, outputs, {
           ...metrics,
           wallTimeMs: Date.now() - started,
           peakRssBytes: peakRss,
-          worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY },
+          worker: { taskQueue: context.info.taskQueue, identity: WORKER_IDENTITY, ...(lease ? { devices: lease.devices.join(',') } : {}) },
           ...(reusable.miss.startsWith('earlier') ? { cacheMiss: reusable.miss } : {}),
         });
         if (input.cache) await rememberResult(store, input, result.manifest, fingerprint);
@@ -106,6 +140,11 @@ export function defineStage(store: ArtifactStore, implementation: StageImplement
       throw classify(err, input, attempt);
     }
   };
+}
+
+/** GPU devices an attempt takes: the planned `resources.gpu`; 1 for a gpu-queue stage of a plan made before plans carried it. */
+function gpusWanted(input: StageInput, taskQueue: string): number {
+  return input.gpus ?? (taskQueue.endsWith(TASK_QUEUES.gpu) ? 1 : 0);
 }
 
 /** Writes the stage's manifest under this run: its outputs, metrics and lineage. */

@@ -33,8 +33,10 @@ export function describeStage(stage: StageProgress): string {
     parts.push(stage.error);
   } else if (stage.status === 'skipped' && stage.note) {
     parts.push(stage.note);
-  } else if (stage.status === 'queued' && stage.note) {
-    parts.push(stage.note);
+  } else if (stage.status === 'queued' && (stage.note || stage.error)) {
+    // Between attempts a stage is queued again: why the last one failed (e.g. too few GPUs on its worker).
+    if (stage.note) parts.push(stage.note);
+    if (stage.error) parts.push(stage.error);
   } else if (stage.status === 'succeeded' || stage.status === 'cached') {
     if (stage.cachedFrom) parts.push(`from run ${stage.cachedFrom}`);
     else if (typeof stage.metrics.wallTimeMs === 'number') parts.push(`${(stage.metrics.wallTimeMs / 1000).toFixed(1)} s`);

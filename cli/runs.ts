@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { NOT_ENOUGH_GPUS } from '../activities/gpu-slots';
 import { TASK_QUEUES, taskQueueName, type Plan } from '../pipelines/plan';
 import { checkRunArgument } from '../pipelines/run-id';
 import { progressQuery, type PipelineWorkflowInput } from '../workflows/pipeline';
@@ -228,6 +229,11 @@ async function explainWaiting(client: Client, summary: RunSummary, description: 
   for (const pending of description.raw.pendingActivities ?? []) {
     const stage = pending.activityId ? summary.stages[pending.activityId] : undefined;
     if (!stage || stage.status !== 'queued') continue;
+    // Workers poll the queue, but the last one to try had too few GPUs: the stage waits for a bigger one.
+    if (pending.lastFailure?.applicationFailureInfo?.type === NOT_ENOUGH_GPUS) {
+      summary.waiting ??= `stage "${pending.activityId}" waits for a gpu worker with enough GPUs; the last attempt's worker had too few: ${pending.lastFailure.message}`;
+      continue;
+    }
     const queue = taskQueueName(stage.taskQueue as typeof TASK_QUEUES.cpu, prefix);
     if (await hasPollers(client, queue, 'activity')) continue;
     const since = timestampOf(pending.scheduledTime) ?? description.startTime;

@@ -11,9 +11,11 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { GpuSlots } from '../activities/gpu-slots';
 import type { ArtifactStore } from '../activities/store';
 import { TASK_QUEUES, taskQueueName, type TaskQueue } from '../pipelines/plan';
 import { connectionOptions, type TemporalSettings } from './config';
+import { detectGpuDevices, type GpuDevices } from './gpu-devices';
 import { queuePrefixFromEnv } from './queue-prefix';
 
 /** Options of the workers one process runs. */
@@ -24,8 +26,12 @@ export interface WorkerOptions {
   queues?: TaskQueue[];
   /** Task queue name prefix. Default `TEMPERED_TASK_QUEUE_PREFIX` or ''. */
   queuePrefix?: string;
-  /** GPUs on this node: a `gpu` worker runs one training activity per GPU. Default `TEMPERED_GPUS` or 1. */
-  gpus?: number;
+  /**
+   * The `gpu` worker's devices: a count (`4`: devices 0..3) or device ids (`['0', '2', '5']`). Each
+   * gpu-queue attempt holds `resources.gpu` of them. Default: TEMPERED_GPUS, else
+   * CUDA_VISIBLE_DEVICES, else the GPUs `nvidia-smi -L` lists, else one (infra/gpu-devices.ts).
+   */
+  gpus?: number | readonly string[];
   /** Where stage compute runs (see `ActivityDependencies.compute`). Default `thread`. */
   compute?: 'thread' | 'main';
   /** Pre-built workflow bundle (tests and `run --local` build it once). */
@@ -35,6 +41,8 @@ export interface WorkerOptions {
 /** Workers that are polling; `shutdown()` drains them and closes the connection. */
 export interface RunningWorkers {
   queues: TaskQueue[];
+  /** The `gpu` worker's devices and where the list came from; absent when it does not poll `gpu`. */
+  gpus?: GpuDevices;
   /** Resolves when every worker has stopped; rejects if one crashed. */
   done: Promise<void>;
   shutdown(): Promise<void>;
@@ -68,9 +76,11 @@ export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
 export async function startWorkers(options: WorkerOptions): Promise<RunningWorkers> {
   const queues = options.queues ?? [TASK_QUEUES.cpu, TASK_QUEUES.gpu];
   installWorkerRuntime();
+  // A bad TEMPERED_GPUS stops the worker before it connects.
+  const gpus = queues.includes(TASK_QUEUES.gpu) ? detectGpuDevices(options.gpus) : undefined;
+  const gpuSlots = gpus ? new GpuSlots(gpus.devices) : undefined;
   const connection = await NativeConnection.connect(await connectionOptions(options.settings));
-  const activities = createActivities({ store: options.store, compute: options.compute });
-  const gpus = options.gpus ?? Number(process.env.TEMPERED_GPUS ?? 1);
+  const activities = createActivities({ store: options.store, compute: options.compute, gpuSlots });
   try {
     const bundle = queues.includes(TASK_QUEUES.cpu) ? (options.workflowBundle ?? (await bundleWorkflows())) : undefined;
     const workers = await Promise.all(
@@ -81,8 +91,11 @@ export async function startWorkers(options: WorkerOptions): Promise<RunningWorke
           taskQueue: taskQueueName(taskQueue, options.queuePrefix ?? queuePrefixFromEnv()),
           activities,
           ...(taskQueue === TASK_QUEUES.cpu ? { workflowBundle: bundle } : {}),
-          // A GPU worker takes one activity per GPU; CPU stages are bounded by cores.
-          maxConcurrentActivityTaskExecutions: taskQueue === TASK_QUEUES.gpu ? Math.max(1, gpus) : Math.max(2, os.availableParallelism()),
+          // A gpu worker takes one activity per device: every attempt holds at least one, so more
+          // could only wait here for devices while another worker sits idle. Attempts take their
+          // devices all at once, first come first served (activities/gpu-slots.ts), so N-device
+          // stages cannot deadlock. CPU stages are bounded by cores.
+          maxConcurrentActivityTaskExecutions: taskQueue === TASK_QUEUES.gpu ? gpuSlots!.devices.length : Math.max(2, os.availableParallelism()),
           shutdownGraceTime: '5s',
           // Heartbeats carry the progress `status` and the progress bars show: send them every 2 s
           // rather than at 80% of the heartbeat timeout (48 s with the default 1 m).
@@ -103,6 +116,7 @@ export async function startWorkers(options: WorkerOptions): Promise<RunningWorke
     const closed = done.finally(() => connection.close());
     return {
       queues,
+      ...(gpus ? { gpus } : {}),
       done: closed,
       async shutdown() {
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

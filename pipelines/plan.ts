@@ -42,6 +42,8 @@ export type StageRetryPolicy = Required<Pick<RetryPolicy, 'maximumAttempts' | 'b
 /** Temporal activity options of one stage, in milliseconds. */
 export interface StageActivityOptions {
   taskQueue: TaskQueue;
+  /** GPU devices an attempt holds on a gpu worker: the stage's `resources.gpu`. Default 0 (absent in plans made before it existed). */
+  gpus?: number;
   startToCloseTimeoutMs: number;
   heartbeatTimeoutMs: number;
   retry: StageRetryPolicy;
@@ -131,6 +133,7 @@ export function planPipeline(loaded: LoadedSpec, options: PlanOptions = {}): Pla
       config,
       activity: {
         taskQueue: (stage.resources?.gpu ?? 0) > 0 ? TASK_QUEUES.gpu : TASK_QUEUES.cpu,
+        gpus: stage.resources?.gpu ?? 0,
         startToCloseTimeoutMs: stage.timeout ?? spec.defaults.timeout,
         heartbeatTimeoutMs: stage.heartbeatTimeout ?? spec.defaults.heartbeatTimeout,
         retry: {

@@ -77,7 +77,7 @@ export const RetrySchema = z.strictObject({
 });
 
 export const ResourcesSchema = z.strictObject({
-  /** GPUs the stage needs; `1` routes it to the `gpu` task queue. Default 0 (the `cpu` queue). */
+  /** GPUs the stage needs: 1 or more routes it to the `gpu` task queue, where each attempt holds that many of the worker's devices (its processes see only those). Default 0 (the `cpu` queue). */
   gpu: z.number().int().min(0).max(8).optional(),
 });
 

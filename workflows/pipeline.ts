@@ -95,6 +95,7 @@ export async function pipelineWorkflow(input: PipelineWorkflowInput): Promise<Ru
         cache: stage.cache,
         reuse: reuse[stage.name],
         specDigest: plan.specDigest,
+        ...(stage.activity.gpus ? { gpus: stage.activity.gpus } : {}),
       });
       run.succeed(stage.name, outcome);
       if (typeof outcome.metrics.endRun === 'string') run.endEarly(stage.name, outcome.metrics.endRun);

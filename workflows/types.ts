@@ -46,6 +46,8 @@ export interface StageInput {
   reuse?: { runId: string; manifest: ArtifactRef };
   /** sha256 of the run's validated spec: lineage of what the run registers. */
   specDigest?: string;
+  /** GPU devices the attempt takes on a gpu worker (`resources.gpu`). Absent in runs started before plans carried it: 1 on the gpu queue, else 0. */
+  gpus?: number;
 }
 
 /** What a stage activity returns, and what its manifest records. */

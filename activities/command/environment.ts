@@ -1,4 +1,5 @@
 // What a command stage's program is started with: its arguments and its environment.
+import { deviceEnvironment } from '../gpu-slots';
 import { ReservedNameError } from './errors';
 
 /** The directories a program reads from and writes to. */
@@ -50,24 +51,30 @@ export interface ChildEnvironmentOptions {
   /** Scrubbed variables to keep anyway (exact names). */
   passEnv: readonly string[];
   tempered: TemperedVariables;
+  /** The GPU devices the attempt holds on a gpu worker: the program's CUDA_VISIBLE_DEVICES. Default none (the variable is left as the worker and spec set it). */
+  devices?: readonly string[];
 }
 
 /**
  * The program's environment: the worker's minus the scrubbed variables, then PYTHONUNBUFFERED=1 (so
  * progress lines arrive as they are printed, not when a pipe buffer fills), then the spec's `env`,
- * then the TEMPERED_* variables. Throws `ReservedNameError` if the spec sets one of those.
+ * then CUDA_VISIBLE_DEVICES when the attempt holds GPUs, then the TEMPERED_* variables. Throws
+ * `ReservedNameError` if the spec sets one of those.
  */
-export function childEnvironment({ parent, spec, passEnv, tempered }: ChildEnvironmentOptions): NodeJS.ProcessEnv {
+export function childEnvironment({ parent, spec, passEnv, tempered, devices }: ChildEnvironmentOptions): NodeJS.ProcessEnv {
   const reserved = Object.keys(spec).find((name) => Object.hasOwn(tempered, name));
   if (reserved !== undefined) {
     throw new ReservedNameError('env', reserved, 'is set by Tempered for every program', 'remove it from the stage\'s env; the program reads the value Tempered sets');
+  }
+  if (devices && Object.hasOwn(spec, 'CUDA_VISIBLE_DEVICES')) {
+    throw new ReservedNameError('env', 'CUDA_VISIBLE_DEVICES', `is set by the gpu worker to the ${devices.length} device(s) this attempt holds (resources.gpu)`, 'remove it from the stage\'s env; ask for more GPUs with resources.gpu');
   }
   const keep = new Set(passEnv);
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(parent)) {
     if (value !== undefined && (!SCRUBBED_ENV_PATTERN.test(name) || keep.has(name))) env[name] = value;
   }
-  return { ...env, PYTHONUNBUFFERED: '1', ...spec, ...tempered };
+  return { ...env, PYTHONUNBUFFERED: '1', ...spec, ...deviceEnvironment(devices), ...tempered };
 }
 
 /** Parses TEMPERED_COMMAND_PASS_ENV (`AWS_PROFILE, AWS_REGION`) into names. */

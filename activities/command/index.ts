@@ -135,6 +135,7 @@ async function runCommandStage(ctx: StageContext, options: CommandStageOptions, 
         TEMPERED_ATTEMPT: String(ctx.attempt),
         TEMPERED_SEED: String(ctx.input.seed),
       },
+      devices: ctx.devices,
     });
 
     const reported = new ReportedMetrics();

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CancelledFailure } from '@temporalio/common';
 import { pythonRunEnv } from '../../infra/python-env';
+import { deviceEnvironment } from '../gpu-slots';
 import type { ArtifactRef } from '../../workflows/types';
 import type { ProgramMessage } from '../command/protocol';
 import { runProgram, type ProgramExit } from '../command/run-program';
@@ -62,7 +63,7 @@ export async function runTorch(ctx: StageContext, python: string, module: string
   const exit = await runProgram({
     argv: processes > 1 ? [python, '-m', 'tempered_torch.launch', String(processes), module, jobFile] : [python, '-m', `tempered_torch.${module}`, jobFile],
     cwd: work,
-    env: pythonRunEnv(),
+    env: { ...pythonRunEnv(), ...deviceEnvironment(ctx.devices) },
     signal: ctx.signal,
     logFile: path.join(work, `${module}.log`),
     killGraceMs: 10_000,

@@ -11,7 +11,8 @@ export function registerWorker(cli: Command): void {
       const [{ TASK_QUEUES }, { startWorkersFor }] = await Promise.all([import('../../pipelines/plan'), import('../local-run')]);
       const queues = opts.queue === 'all' ? [TASK_QUEUES.cpu, TASK_QUEUES.gpu] : [opts.queue];
       const workers = await startWorkersFor(stateDirOf(cli), queues);
-      log(`worker polling ${queues.join(', ')}; Ctrl-C stops it after running stages finish their attempt`);
+      const gpus = workers.gpus ? ` (gpu devices ${workers.gpus.devices.join(',')}, from ${workers.gpus.source}; TEMPERED_GPUS sets them)` : '';
+      log(`worker polling ${queues.join(', ')}${gpus}; Ctrl-C stops it after running stages finish their attempt`);
       const stop = () => void workers.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -20,14 +20,14 @@ export interface Harness {
 
 let bundle: ReturnType<typeof bundleWorkflows> | undefined;
 
-/** `queues`: the pools this process's workers poll (default both). */
-export async function startHarness(options: { queues?: Array<'cpu' | 'gpu'> } = {}): Promise<Harness> {
+/** `queues`: the pools this process's workers poll (default both); `queuePrefix`: their names' prefix (default none); `gpus`: the gpu worker's devices (default as a worker finds them). */
+export async function startHarness(options: { queues?: Array<'cpu' | 'gpu'>; queuePrefix?: string; gpus?: number | string[] } = {}): Promise<Harness> {
   installWorkerRuntime({ level: 'ERROR' }); // tests fail workflows on purpose: keep WARNs out
   const settings = await temporalSettings();
   const bucket = `t-${randomBytes(6).toString('hex')}`;
   const store = createStore({ kind: 's3', bucket, prefix: '', endpoint: process.env.TEMPERED_TEST_S3_ENDPOINT, region: 'us-east-1', forcePathStyle: true });
   bundle ??= bundleWorkflows();
-  const workers = await startWorkers({ settings, store, workflowBundle: await bundle, queues: options.queues });
+  const workers = await startWorkers({ settings, store, workflowBundle: await bundle, queues: options.queues, queuePrefix: options.queuePrefix, gpus: options.gpus });
   const client = await connectClient(settings);
   return {
     settings,

@@ -63,6 +63,13 @@ describe('childEnvironment', () => {
     expect(() => childEnvironment({ parent, spec: { TEMPERED_OUTPUTS: '/elsewhere' }, passEnv: [], tempered })).toThrow(ReservedNameError);
     expect(() => childEnvironment({ parent, spec: { TEMPERED_OUTPUTS: '/elsewhere' }, passEnv: [], tempered })).toThrow(/env "TEMPERED_OUTPUTS"/);
   });
+
+  test("on a gpu worker the program sees only the attempt's devices, and a spec cannot widen them", () => {
+    expect(childEnvironment({ parent, spec: {}, passEnv: [], tempered, devices: ['2', '5'] }).CUDA_VISIBLE_DEVICES).toBe('2,5');
+    expect(() => childEnvironment({ parent, spec: { CUDA_VISIBLE_DEVICES: '0,1,2' }, passEnv: [], tempered, devices: ['2'] })).toThrow(
+      /env "CUDA_VISIBLE_DEVICES" is set by the gpu worker to the 1 device\(s\) this attempt holds \(resources.gpu\); remove it/,
+    );
+  });
 });
 
 test('parsePassEnv reads a comma-separated list', () => {
