@@ -34,7 +34,7 @@ class BadInput(Exception):
 
 EXIT_BAD_INPUT = 3
 
-OBJECTIVES = ("classify", "causal-lm", "mlm")
+OBJECTIVES = ("classify", "causal-lm", "mlm", "sft")
 
 
 @dataclass
@@ -79,6 +79,8 @@ class Job:
         job = cls(**raw)
         if job.objective not in OBJECTIVES:
             raise BadInput(f"objective {job.objective!r} is not one of {OBJECTIVES}")
+        if job.objective == "sft" and job.long_records == "windows":
+            raise BadInput("sft trains whole conversations: longRecords windows does not apply (a long prompt is shortened instead); remove longRecords")
         if job.objective == "classify" and len(job.labels) < 2:
             raise BadInput("a classify objective needs at least two labels")
         return job
@@ -150,6 +152,13 @@ def load_base(job: Job):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     head = {"num_labels": len(job.labels), "id2label": dict(enumerate(job.labels)), "label2id": {label: i for i, label in enumerate(job.labels)}} if job.objective == "classify" else {}
+    if job.objective == "sft":
+        from .chat import ChatFormatError, require_chat_template
+
+        try:
+            require_chat_template(tokenizer, directory if not gguf_file else f"{directory}/{gguf_file}")
+        except ChatFormatError as err:
+            raise BadInput(str(err)) from err
     if job.objective == "mlm" and tokenizer.mask_token is None:
         raise BadInput(f"base {directory}: its tokenizer has no mask token, so it cannot be trained as a masked LM (mlm is for encoders such as BERT); use objective causal-lm for a decoder")
     auto = AutoModelForSequenceClassification if job.objective == "classify" else AutoModelForMaskedLM if job.objective == "mlm" else AutoModelForCausalLM
@@ -201,7 +210,7 @@ def with_lora(model, job: Job):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM if job.objective == "causal-lm" else None
+    task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM if job.objective in ("causal-lm", "sft") else None
     config = LoraConfig(
         task_type=task,
         r=int(job.lora.get("rank", 8)),
@@ -255,6 +264,14 @@ class Batches:
         from .inference import encode_mlm, masked
 
         windowed = "input_ids" in rows[0]  # rows are windows of long records (window_records)
+        if self.job.objective == "sft":
+            from .chat import ChatFormatError, encode_sft
+
+            try:
+                encoded = encode_sft(self.tokenizer, rows, self.job.max_length)
+            except ChatFormatError as err:
+                raise BadInput(str(err)) from err
+            return encoded.to(self.device) if self.device is not None else encoded
         if self.job.objective == "mlm":
             seed = (self.job.seed * 1_000_003 + salt) % 2**62
             if windowed:

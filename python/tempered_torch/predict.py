@@ -4,7 +4,10 @@
 
 For each named record file it writes `<out_dir>/<name>.jsonl`: a classifier's predicted label per
 record (`{"id", "predicted"}`), or a language model's summed negative log-likelihood and token
-count (`{"id", "nll", "tokens"}`). Tempered computes accuracy, macro-F1, perplexity, ... from them
+count (`{"id", "nll", "tokens"}`); an `sft` model's rows add its greedy reply (`"generated"`, at
+most `max_new_tokens` tokens) and count the reply's tokens only. With `generate` a causal LM also
+writes `<name>.generations.jsonl`: the first 48 records' first halves continued greedily,
+`{"id", "generated", "reference"}` (the tfjs engine's BLEU/ROUGE semantics). Tempered computes accuracy, macro-F1, perplexity, ... from them
 with the same code for every engine, so the engines' numbers are comparable.
 """
 
@@ -16,7 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .finetune import emit, job_main, peak_memory_bytes, read_records
+from .finetune import BadInput, emit, job_main, peak_memory_bytes, read_records
+
+# A causal LM's continuations are scored on this many records, as the tfjs engine's are.
+GENERATION_RECORDS = 48
+from .chat import ChatFormatError, continue_text, score_sft
 from .inference import score_rows
 
 
@@ -66,6 +73,7 @@ def run(job: dict[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     size, max_length = int(job.get("batch_size", 16)), int(job.get("max_length", 128))
     labels = job.get("labels", [])
+    max_new_tokens = int(job.get("max_new_tokens", 32))
     started = time.perf_counter()
     tokens = examples = 0
     total = 0
@@ -76,11 +84,24 @@ def run(job: dict[str, Any]) -> None:
             with (out_dir / f"{name}.jsonl").open("w", encoding="utf-8") as out:
                 for start in range(0, len(records), size):
                     rows = records[start : start + size]
-                    scored, count = score_rows(model, tokenizer, rows, job["objective"], labels, max_length, device, seed=start, window_overlap=job.get("window_overlap"))
+                    if job["objective"] == "sft":
+                        try:
+                            scored, count = score_sft(model, tokenizer, rows, max_length, max_new_tokens, device)
+                        except ChatFormatError as err:
+                            raise BadInput(str(err)) from err
+                    else:
+                        scored, count = score_rows(model, tokenizer, rows, job["objective"], labels, max_length, device, seed=start, window_overlap=job.get("window_overlap"))
                     tokens += count
                     out.write("".join(json.dumps(row) + "\n" for row in scored))
                     examples += len(rows)
                     emit("progress", phase=f"predicting ({name})", done=examples, total=total)
+                if job.get("generate") and job["objective"] == "causal-lm":
+                    emit("progress", phase=f"generating ({name})", done=examples, total=total)
+                    with (out_dir / f"{name}.generations.jsonl").open("w", encoding="utf-8") as gen:
+                        head = records[:GENERATION_RECORDS]
+                        for start in range(0, len(head), size):
+                            rows = continue_text(model, tokenizer, head[start : start + size], max_length, max_new_tokens, device)
+                            gen.write("".join(json.dumps(row) + "\n" for row in rows))
     seconds = max(time.perf_counter() - started, 1e-9)
     emit(
         "metrics",

@@ -1,7 +1,7 @@
 """A tiny BERT checkpoint built from a config, with a word-level tokenizer: a real Hugging Face
 directory (config.json, model.safetensors, tokenizer.json) for tests, made without any download.
 
-    python python/tests/tiny_base.py <dir>
+    python python/tests/tiny_base.py <dir> [llama]
 """
 
 import sys
@@ -27,7 +27,34 @@ def tiny_bert(directory: Path) -> None:
     BertModel(config).save_pretrained(directory, safe_serialization=True)
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def tiny_llama(directory: Path, chat_template: bool = True) -> None:
+    """A tiny Llama (SmolLM2's architecture) with a word-level tokenizer and, unless told not to, a
+    ChatML chat template like SmolLM2-Instruct's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = "the a mail win prize now meeting notes attached hello free money offer team lunch report subject write line of this user assistant system".split()
+    vocab = {t: i for i, t in enumerate(["<unk>", "<|im_start|>", "<|im_end|>", "<pad>", *words])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<pad>")
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(directory)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    import torch
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory, safe_serialization=True)
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)
-    tiny_bert(target)
+    tiny_llama(target) if len(sys.argv) > 2 and sys.argv[2] == "llama" else tiny_bert(target)

@@ -1,0 +1,106 @@
+"""The sft objective on a tiny Llama with a ChatML chat template (tests/tiny_base.tiny_llama): the
+loss falls on the assistant's tokens only, long prompts give way to the reply, finetune and
+predict run end to end (greedy generations, deterministic), and a tokenizer without a chat
+template is refused at once (exit 3).
+
+Run: ``PYTHONPATH=python <env>/bin/python -m unittest discover -s python/tests -t python``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from tempered_torch.chat import IGNORE, encode_sft, prompt_ids, sft_example
+from tests.tiny_base import tiny_llama
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def conversation(i: int, prompt: str = "write the subject line of this mail the prize now") -> dict:
+    return {"id": f"r{i}", "text": prompt, "messages": [{"role": "system", "content": "team"}, {"role": "user", "content": prompt}, {"role": "assistant", "content": "free money offer" if i % 2 else "meeting notes"}]}
+
+
+def run_module(name: str, job: dict, work: Path) -> tuple[int, list[dict], str]:
+    path = work / f"{name}.json"
+    path.write_text(json.dumps(job))
+    done = subprocess.run([sys.executable, "-m", f"tempered_torch.{name}", str(path)], cwd=HERE, capture_output=True, text=True)
+    return done.returncode, [json.loads(l) for l in done.stdout.splitlines() if l.startswith('{"tempered"')], done.stderr
+
+
+class SftTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.base = Path(cls.tmp.name) / "base"
+        tiny_llama(cls.base)
+        cls.tokenizer = AutoTokenizer.from_pretrained(cls.base)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tmp.cleanup()
+
+    def test_labels_are_the_assistant_tokens_only(self) -> None:
+        ids, labels = sft_example(self.tokenizer, conversation(1), 64)
+        learned = [t for t in labels if t != IGNORE]
+        # The reply and the template's end-of-turn token; never the system, the user or the role headers.
+        self.assertEqual(self.tokenizer.convert_ids_to_tokens(learned), ["free", "money", "offer", "<|im_end|>"])
+        self.assertEqual([t for t, l in zip(ids, labels) if l != IGNORE], learned)
+        first = labels.index(learned[0])
+        self.assertEqual(self.tokenizer.convert_ids_to_tokens(ids[first - 2 : first]), ["<|im_start|>", "assistant"])
+
+    def test_padding_is_masked_and_long_prompts_give_way(self) -> None:
+        long = conversation(2, "the mail " * 40)
+        batch = encode_sft(self.tokenizer, [conversation(1), long], 24)
+        self.assertLessEqual(batch["input_ids"].shape[1], 24)
+        self.assertGreater(batch["input_ids"].shape[1], 16)
+        short_length = int(batch["attention_mask"][0].sum())
+        self.assertTrue((batch["labels"][0, short_length:] == IGNORE).all())
+        kept = [t for t in batch["labels"][1].tolist() if t != IGNORE]
+        self.assertEqual(self.tokenizer.convert_ids_to_tokens(kept), ["meeting", "notes", "<|im_end|>"])
+        prompt = prompt_ids(self.tokenizer, long, 16)
+        self.assertLessEqual(len(prompt), 16)
+        self.assertEqual(self.tokenizer.convert_ids_to_tokens(prompt[-2:]), ["<|im_start|>", "assistant"])
+
+    def test_finetune_and_predict(self) -> None:
+        work = Path(self.tmp.name) / "run"
+        work.mkdir()
+        records = work / "train.jsonl"
+        records.write_text("".join(json.dumps(conversation(i)) + "\n" for i in range(12)))
+        code, lines, err = run_module("finetune", {"objective": "sft", "base": {"dir": str(self.base)}, "train": str(records), "validation": str(records), "output_dir": str(work / "out"), "checkpoint_dir": str(work / "ck"), "steps": 3, "batch_size": 4, "max_length": 32, "validate_every": 3, "lora": {"rank": 2, "alpha": 4}, "lr": 1e-2}, work)
+        self.assertEqual(code, 0, err[-2000:])
+        metrics = next(m for m in lines if m["tempered"] == "metrics")
+        self.assertEqual(metrics["objective"], "sft")
+        predict = {"objective": "sft", "model_dir": str(work / "out"), "adapter": True, "base": {"dir": str(self.base)}, "records": {"test": str(records)}, "out_dir": str(work / "pred"), "max_length": 32, "max_new_tokens": 4, "batch_size": 5}
+        outputs = []
+        for k in range(2):
+            predict["out_dir"] = str(work / f"pred{k}")
+            code, _, err = run_module("predict", predict, work)
+            self.assertEqual(code, 0, err[-2000:])
+            outputs.append([json.loads(l) for l in (work / f"pred{k}" / "test.jsonl").read_text().splitlines()])
+        self.assertEqual(outputs[0], outputs[1])  # greedy: the same generations every run
+        self.assertEqual(len(outputs[0]), 12)
+        for row in outputs[0]:
+            self.assertIsInstance(row["generated"], str)
+            self.assertGreater(row["nll"], 0)
+            self.assertEqual(row["tokens"], 4 if row["id"] in {f"r{i}" for i in range(1, 12, 2)} else 3)
+
+    def test_a_tokenizer_without_a_chat_template_is_refused_at_once(self) -> None:
+        work = Path(self.tmp.name) / "plain"
+        tiny_llama(work / "base", chat_template=False)
+        records = work / "train.jsonl"
+        records.write_text(json.dumps(conversation(1)) + "\n")
+        code, _, err = run_module("finetune", {"objective": "sft", "base": {"dir": str(work / "base")}, "train": str(records), "validation": None, "output_dir": str(work / "out"), "checkpoint_dir": str(work / "ck"), "steps": 1, "batch_size": 1}, work)
+        self.assertEqual(code, 3, err[-2000:])
+        self.assertIn("no chat template", err)
+        self.assertIn("causal-lm", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
