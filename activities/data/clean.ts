@@ -19,6 +19,8 @@ export type CleanMetrics = {
   redacted: RedactionCounts;
   /** Records whose text Unicode normalization changed. */
   normalized: number;
+  /** With keepHeaders: records kept with each header field in their meta (counted before near-dedup). */
+  keptHeaders?: Record<string, number>;
   /** Records that started with a mail header block, now dropped (each mail: its body is decoded, see `mime`). */
   strippedHeaders: number;
   /** What decoding those mails did. */
@@ -143,6 +145,8 @@ export async function cleanRecords(
     if (pacer.due()) await pacer.turn(CLEANING, i, records.length);
     const record = records[i];
     let text = record.text;
+    // keepHeaders: header fields of a mail, cleaned like its text and kept in meta.
+    let kept: Record<string, string> | undefined;
     // First, so that no later step sees (or keeps) a NUL: always on, since no model wants them.
     if (isBinaryText(text)) {
       metrics.removed.binary++;
@@ -165,6 +169,7 @@ export async function cleanRecords(
           continue;
         }
         text = mail.text;
+        if (options.keepHeaders?.includes('subject') && mail.subject !== undefined) kept = { subject: mail.subject };
       }
     }
     const withoutControls = stripControlCharacters(text);
@@ -213,7 +218,22 @@ export async function cleanRecords(
       }
       seenTexts.add(digest);
     }
-    survivors.push(text === record.text ? record : { ...record, text });
+    if (kept) {
+      for (const [field, value] of Object.entries(kept)) {
+        const stripped = stripControlCharacters(value);
+        // A header is one line, whatever collapseWhitespace says.
+        const line = (options.normalize !== 'none' ? stripped.normalize(options.normalize) : stripped).replace(/\s+/g, ' ').trim();
+        if (options.redact === false) {
+          kept[field] = line;
+        } else {
+          const { text: redacted, counts } = redactSensitive(line, options.redact);
+          for (const kind of ['emails', 'phones', 'ips', 'cards'] as const) metrics.redacted[kind] += counts[kind];
+          kept[field] = redacted;
+        }
+        metrics.keptHeaders = { ...metrics.keptHeaders, [field]: (metrics.keptHeaders?.[field] ?? 0) + 1 };
+      }
+    }
+    survivors.push(text === record.text && !kept ? record : { ...record, text, ...(kept ? { meta: { ...record.meta, ...kept } } : {}) });
   }
   pacer.finish(CLEANING, records.length);
 

@@ -28,6 +28,8 @@ export interface MailBody {
   relabelledQuotedPrintable: boolean;
   /** True when the body held a multipart its header did not announce (the header missing, or naming a boundary the body does not use), now decoded too. */
   repairedMultipart: boolean;
+  /** The Subject header, its encoded words decoded; absent when the mail has none or postal-mime refused it. */
+  subject?: string;
 }
 
 /**
@@ -101,6 +103,7 @@ async function parseMail(mail: string): Promise<MailBody | undefined> {
     undeclaredAsWindows1252: false,
     relabelledQuotedPrintable: false,
     repairedMultipart: false,
+    ...(email.subject !== undefined ? { subject: email.subject } : {}),
   };
 }
 
@@ -147,6 +150,7 @@ async function repairEmbeddedMultipart(body: MailBody, subtype: string, repairs:
     undeclaredAsWindows1252: body.undeclaredAsWindows1252,
     relabelledQuotedPrintable: body.relabelledQuotedPrintable,
     repairedMultipart: true,
+    subject: body.subject,
   };
   return repairEmbeddedMultipart(repaired, 'mixed', repairs + 1);
 }

@@ -424,3 +424,17 @@ function lcsLength(a: readonly string[], b: readonly string[]): number {
   }
   return previous[b.length];
 }
+
+/** Generation metrics under both engines' names: `generated` (how many), `bleu` (sacreBLEU's corpus score), `rouge: { rouge1, rouge2, rougeL }` (F1 means), each as wanted, to 6 significant digits. */
+export function generationScores(generations: ReadonlyArray<{ generated: string; reference: string }>, wanted: ReadonlySet<string>): { generated: number; bleu?: number; rouge?: { rouge1: number; rouge2: number; rougeL: number } } {
+  const round = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
+  const hypotheses = generations.map((g) => g.generated);
+  const references = generations.map((g) => g.reference);
+  const metrics: { generated: number; bleu?: number; rouge?: { rouge1: number; rouge2: number; rougeL: number } } = { generated: hypotheses.length };
+  if (wanted.has('bleu')) metrics.bleu = round(corpusBleu(hypotheses, references.map((r) => [r])).score);
+  if (wanted.has('rouge')) {
+    const r = rouge(hypotheses, references);
+    metrics.rouge = { rouge1: round(r.rouge1.f1), rouge2: round(r.rouge2.f1), rougeL: round(r.rougeL.f1) };
+  }
+  return metrics;
+}

@@ -23,7 +23,9 @@ export const DESCRIPTOR = 'torch-model.json';
 /** What a torch model stage stores beside its files. */
 export interface TorchModelDescriptor {
   engine: 'torch';
-  objective: 'classify' | 'causal-lm' | 'mlm';
+  objective: 'classify' | 'causal-lm' | 'mlm' | 'sft';
+  /** sft: the templates its conversations were built with, so evaluation renders the same prompts and references. */
+  sft?: { prompt: string; response: string; system?: string };
   labels?: string[];
   /** Tokens per example it was trained with: what evaluation truncates to. */
   maxLength?: number;

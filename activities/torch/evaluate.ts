@@ -5,7 +5,7 @@ import { ensurePythonEnv } from '../../infra/python-env';
 import type { ArtifactRef, Metrics } from '../../workflows/types';
 import { createRandom, loadWordNetSynonyms, seedFrom } from '../data';
 import { readDataset } from '../datasets';
-import { classificationReport, perplexity } from '../ml/metrics';
+import { classificationReport, generationScores, perplexity, rougePair } from '../ml/metrics';
 import { perturbText } from '../ml/perturb';
 import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
@@ -15,6 +15,10 @@ import { checkGate, GateFailedError } from '../training/gate';
 import { PREDICTIONS_OUTPUT, textSnippet, type PredictionRow } from '../training/predictions';
 import { DESCRIPTOR, downloadFiles, HF_PREFIX, runTorch, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
 import { adapterBase } from './model';
+import { referenceOf, sftRecords } from './sft';
+
+/** Tokens generated per record for BLEU/ROUGE when the stage does not say. */
+const DEFAULT_MAX_NEW_TOKENS = 32;
 
 // The torch engine's evaluate: the model predicts in tempered_torch.predict; every metric is
 // computed here with the same code as the tfjs engine's (activities/ml/metrics.ts), so the two
@@ -40,8 +44,13 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
     const base = descriptor.adapter ? await adapterBase(descriptor, ctx.input.baseDir, env.python) : undefined;
 
     const files: Record<string, string> = { test: path.join(work, 'test.jsonl') };
-    await writeJsonlFile(files.test, records);
     const classify = descriptor.objective === 'classify';
+    const sft = descriptor.objective === 'sft';
+    // sft: the same conversations as training built (its templates travel in the descriptor); the reference is the reply.
+    const conversations = sft ? sftRecords(records, descriptor.sft, ctx.input.stage) : undefined;
+    await writeJsonlFile(files.test, conversations ?? records);
+    const wanted = new Set(options.metrics ?? (classify ? ['accuracy', 'f1'] : sft ? ['perplexity', 'bleu', 'rouge'] : ['perplexity']));
+    const generate = !classify && (wanted.has('bleu') || wanted.has('rouge'));
     const robustness = classify && options.robustness ? options.robustness : undefined;
     if (robustness) {
       const random = createRandom(seedFrom(ctx.input.seed, 'robustness'));
@@ -61,6 +70,8 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       out_dir: path.join(work, 'predictions'),
       batch_size: 16,
       max_length: descriptor.maxLength ?? 128,
+      max_new_tokens: options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
+      generate,
     };
     const jobFile = path.join(work, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
@@ -93,11 +104,23 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       const rows: PredictionRow[] = records.map((r, i) => ({ id: r.id, label: r.label ?? '', predicted: predicted[i], text: textSnippet(r.text) }));
       outputs[PREDICTIONS_OUTPUT] = await writeJsonl(ctx.store, ctx.outputKey('predictions.jsonl'), rows);
     } else {
-      const scored = await read<{ nll: number; tokens: number }>('test');
+      // sft: the NLL of the reply's tokens only (Python counts no other).
+      const scored = await read<{ id: string; nll: number; tokens: number; generated?: string }>('test');
       const [nll, tokens] = scored.reduce(([a, b], s) => [a + s.nll, b + s.tokens], [0, 0]);
       metrics.loss = round(nll / Math.max(1, tokens));
       metrics.perplexity = round(perplexity(nll / Math.max(1, tokens)));
+      if (generate) {
+        // An sft model's reply against the record's; a causal LM's continuation of a text's first half against its second (the tfjs engine's semantics).
+        const generations = sft
+          ? conversations!.map((r, i) => ({ id: r.id, generated: scored[i].generated ?? '', reference: referenceOf(r), prompt: r.messages.filter((m) => m.role !== 'assistant').at(-1)?.content ?? r.text }))
+          : (await read<{ id: string; generated: string; reference: string }>('test.generations')).map((g) => ({ ...g, prompt: records.find((r) => r.id === g.id)?.text ?? '' }));
+        Object.assign(metrics, generationScores(generations, wanted));
+        // Per record: the report shows samples, and a paired bootstrap over per-record ROUGE-L gives a comparison's interval.
+        const rows: PredictionRow[] = generations.map((g) => ({ id: g.id, label: g.reference, predicted: g.generated, text: textSnippet(g.prompt), rougeL: round(rougePair(g.generated, g.reference).rougeL.f1) }));
+        outputs[PREDICTIONS_OUTPUT] = await writeJsonl(ctx.store, ctx.outputKey('predictions.jsonl'), rows);
+      }
     }
+    if (generate) metrics.maxNewTokens = job.max_new_tokens;
     metrics.efficiency = { samplesPerSec: reported.samplesPerSec, tokensPerSec: reported.tokensPerSec, peakMemoryBytes: reported.peakMemoryBytes, wallTimeMs: Date.now() - started };
     if (options.gate) {
       const gate = checkGate(options.gate, metrics);
@@ -109,3 +132,4 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
     await rm(work, { recursive: true, force: true });
   }
 };
+

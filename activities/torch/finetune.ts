@@ -12,6 +12,7 @@ import { labelsOf, sample } from '../training/examples';
 import { resolveBase, type ResolvedBase } from './base';
 import { TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
 import { fetchModel, uploadModel, type ModelJob } from './model';
+import { sftRecords } from './sft';
 import { latestCheckpoint, runTraining } from './training-run';
 
 // The torch engine's finetune: Tempered keeps the store, the cache, the checkpoints, heartbeats and
@@ -32,8 +33,10 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       readDataset(ctx, dataset.outputs.validation, 'the validation split'),
     ]);
     const trainRecords = sample(train, options.maxExamples, ctx.input.seed, 'train');
-    await writeJsonlFile(path.join(work, 'train.jsonl'), trainRecords);
-    await writeJsonlFile(path.join(work, 'validation.jsonl'), validation);
+    // sft: each record as a conversation, built (and refused, naming the record) before any Python starts.
+    const sft = options.objective === 'sft';
+    await writeJsonlFile(path.join(work, 'train.jsonl'), sft ? sftRecords(trainRecords, options.sft, ctx.input.stage) : trainRecords);
+    await writeJsonlFile(path.join(work, 'validation.jsonl'), sft ? sftRecords(validation, options.sft, ctx.input.stage) : validation);
 
     let base: ResolvedBase | undefined;
     let baseDir: string;
@@ -95,6 +98,7 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       engine: 'torch',
       objective: options.objective,
       ...(labels ? { labels } : {}),
+      ...(options.sft ? { sft: options.sft } : {}),
       maxLength: options.maxLength,
       adapter: job.lora !== null && !job.merge_lora,
       ...(options.longRecords === 'windows' ? { windows: { overlap: windowOverlap } } : {}),

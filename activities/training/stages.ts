@@ -14,7 +14,7 @@ import { LORA_DEFAULTS } from '../../pipelines/trainer-defaults';
 import { makeBatch, disposeBatch, type Example } from '../ml/batches';
 import { deserializeCheckpoint, serializeCheckpoint, serializeModel, type ModelFile, type TrainCheckpoint } from '../ml/checkpoint';
 import { distillModel } from '../ml/distill';
-import { classificationReport, corpusBleu, perplexity, rouge } from '../ml/metrics';
+import { classificationReport, generationScores, perplexity } from '../ml/metrics';
 import { Gpt, type NamedWeights, type Objective } from '../ml/model';
 import { perturbText } from '../ml/perturb';
 import { dequantize, quantizeWeights, serializeQuantized } from '../ml/quantize';
@@ -75,8 +75,9 @@ export const tokenizerStage: StageImplementation = async (ctx) => {
 export const finetuneStage: StageImplementation = async (ctx) => {
   const finetuneOptions = optionsOf(ctx.input, 'finetune');
   const objective = finetuneOptions.objective;
-  // Validation refuses mlm on this engine (pipelines/engines.ts); a hand-made config is refused here.
+  // Validation refuses mlm and sft on this engine (pipelines/engines.ts); a hand-made config is refused here.
   if (objective === 'mlm') throw badInput(`stage "${ctx.input.stage}": the tfjs engine trains causal-lm and classify models; mlm needs the torch engine and an encoder "base"`);
+  if (objective === 'sft') throw badInput(`stage "${ctx.input.stage}": the tfjs engine trains causal-lm and classify models; sft needs the torch engine and a chat "base"`);
   const options = { ...finetuneOptions, objective };
   const info = await initBackend(options.backend);
   const dataset = datasetOf(ctx);
@@ -495,8 +496,7 @@ function agreementOf(a: number[], b: number[]): number {
 
 /** Greedy continuations of the second half of each text from its first half: BLEU and ROUGE. */
 function generationMetrics(gpt: Gpt, tokenizer: BpeTokenizer, records: Array<{ text: string }>, wanted: Set<string>): Metrics {
-  const hypotheses: string[] = [];
-  const references: string[] = [];
+  const generations: Array<{ generated: string; reference: string }> = [];
   const maxNew = 24;
   for (const record of records) {
     const tokens = [tokenizer.bosId, ...tokenizer.encode(record.text)];
@@ -513,16 +513,9 @@ function generationMetrics(gpt: Gpt, tokenizer: BpeTokenizer, records: Array<{ t
       });
       generated.push(next);
     }
-    hypotheses.push(tokenizer.decode(generated.slice(prompt.length)));
-    references.push(tokenizer.decode(reference));
+    generations.push({ generated: tokenizer.decode(generated.slice(prompt.length)), reference: tokenizer.decode(reference) });
   }
-  const metrics: Metrics = { generated: hypotheses.length };
-  if (wanted.has('bleu')) metrics.bleu = round(corpusBleu(hypotheses, references.map((r) => [r])).score);
-  if (wanted.has('rouge')) {
-    const r = rouge(hypotheses, references);
-    metrics.rouge = { rouge1: round(r.rouge1.f1), rouge2: round(r.rouge2.f1), rougeL: round(r.rougeL.f1) };
-  }
-  return metrics;
+  return generationScores(generations, wanted);
 }
 
 /**

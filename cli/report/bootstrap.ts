@@ -9,7 +9,8 @@ import type { PredictionRow as StoredPrediction } from '../../activities/trainin
 /** One record of an evaluation's `predictions` output (`text` may be absent in hand-made rows). */
 export type PredictionRow = Omit<StoredPrediction, 'text'> & { text?: string };
 
-export type BootstrapMetric = 'accuracy' | 'macroF1';
+/** accuracy and macro-F1 from the labels; rougeL as the mean of each record's `rougeL` (generations), as the corpus ROUGE-L is. */
+export type BootstrapMetric = 'accuracy' | 'macroF1' | 'rougeL';
 
 /** A 95% interval of candidate − baseline, or why there is none. */
 export type BootstrapResult =
@@ -31,10 +32,11 @@ export function pairedBootstrap(candidate: readonly PredictionRow[], baseline: r
   const pairs = alignRecords(candidate, baseline);
   if (!pairs.ok) return pairs;
   const { truth, a, b } = pairs;
-  const labels = [...new Set([...truth, ...a, ...b])].sort();
-  const score = (yTrue: string[], yPred: string[]) => classificationReport(yTrue, yPred, labels)[metric];
   const random = createRandom(seedFrom(seed, `bootstrap:${metric}`));
   const n = truth.length;
+  if (metric === 'rougeL') return meanBootstrap(pairs.rows, random, resamples);
+  const labels = [...new Set([...truth, ...a, ...b])].sort();
+  const score = (yTrue: string[], yPred: string[]) => classificationReport(yTrue, yPred, labels)[metric];
   const differences: number[] = [];
   const [t, pa, pb] = [new Array<string>(n), new Array<string>(n), new Array<string>(n)];
   for (let r = 0; r < resamples; r++) {
@@ -50,7 +52,22 @@ export function pairedBootstrap(candidate: readonly PredictionRow[], baseline: r
   return { ok: true, low: quantile(differences, 0.025), high: quantile(differences, 0.975), resamples, records: n };
 }
 
-function alignRecords(candidate: readonly PredictionRow[], baseline: readonly PredictionRow[]): { ok: true; truth: string[]; a: string[]; b: string[] } | { ok: false; reason: string } {
+/** The interval of the mean per-record ROUGE-L difference, both sides resampled with the same records. */
+function meanBootstrap(rows: ReadonlyArray<readonly [PredictionRow, PredictionRow]>, random: ReturnType<typeof createRandom>, resamples: number): BootstrapResult {
+  const differences = rows.map(([c, b]) => (c.rougeL ?? NaN) - (b.rougeL ?? NaN));
+  if (differences.some((d) => !Number.isFinite(d))) return { ok: false, reason: 'per-record ROUGE-L is not in both evaluations\' predictions (an evaluation from before it was stored)' };
+  const n = differences.length;
+  const means: number[] = [];
+  for (let r = 0; r < resamples; r++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += differences[random.int(n)];
+    means.push(sum / n);
+  }
+  means.sort((x, y) => x - y);
+  return { ok: true, low: quantile(means, 0.025), high: quantile(means, 0.975), resamples, records: n };
+}
+
+function alignRecords(candidate: readonly PredictionRow[], baseline: readonly PredictionRow[]): { ok: true; truth: string[]; a: string[]; b: string[]; rows: Array<[PredictionRow, PredictionRow]> } | { ok: false; reason: string } {
   if (candidate.length === 0 || baseline.length === 0) return { ok: false, reason: 'an evaluation has no per-record predictions' };
   const byId = new Map<string, PredictionRow>();
   for (const row of baseline) {
@@ -61,6 +78,7 @@ function alignRecords(candidate: readonly PredictionRow[], baseline: readonly Pr
   const truth: string[] = [];
   const a: string[] = [];
   const b: string[] = [];
+  const rows: Array<[PredictionRow, PredictionRow]> = [];
   const seen = new Set<string>();
   for (const row of candidate) {
     const other = byId.get(row.id);
@@ -70,8 +88,9 @@ function alignRecords(candidate: readonly PredictionRow[], baseline: readonly Pr
     truth.push(row.label);
     a.push(row.predicted);
     b.push(other.predicted);
+    rows.push([row, other]);
   }
-  return { ok: true, truth, a, b };
+  return { ok: true, truth, a, b, rows };
 }
 
 /** Linear interpolation between order statistics (numpy's default). `sorted` ascending. */

@@ -247,7 +247,7 @@ export function computeLifts(evaluations: readonly Evaluation[], comparisons?: r
       const [a, b] = [metricOf(candidate, metric), metricOf(baseline, metric)];
       if (a === undefined || b === undefined) continue;
       const absolute = a - b;
-      const interval = metric === 'accuracy' || metric === 'macroF1' ? liftInterval(candidate, baseline, metric) : undefined;
+      const interval = metric === 'accuracy' || metric === 'macroF1' || metric === 'rougeL' ? liftInterval(candidate, baseline, metric) : undefined;
       lifts.push(dropUndefined({
         comparison: c.name ?? `${c.candidate} vs ${c.baseline}`,
         metric,
@@ -266,7 +266,7 @@ export function computeLifts(evaluations: readonly Evaluation[], comparisons?: r
 }
 
 /** The paired bootstrap interval of a lift, or why there is none: both evaluations must have scored the same records. */
-function liftInterval(candidate: Evaluation, baseline: Evaluation, metric: 'accuracy' | 'macroF1'): BootstrapResult {
+function liftInterval(candidate: Evaluation, baseline: Evaluation, metric: 'accuracy' | 'macroF1' | 'rougeL'): BootstrapResult {
   if (candidate.split && baseline.split && candidate.split !== baseline.split) {
     return { ok: false, reason: `not evaluated on the same records: "${candidate.name}" scored the ${candidate.split} split, "${baseline.name}" the ${baseline.split} split` };
   }

