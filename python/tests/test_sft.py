@@ -91,6 +91,21 @@ class SftTest(unittest.TestCase):
             self.assertGreater(row["nll"], 0)
             self.assertEqual(row["tokens"], 4 if row["id"] in {f"r{i}" for i in range(1, 12, 2)} else 3)
 
+    def test_a_causal_lm_continues_the_first_half_of_each_text(self) -> None:
+        work = Path(self.tmp.name) / "lm"
+        work.mkdir()
+        records = work / "test.jsonl"
+        texts = ["the mail " * 12, "win free money prize now offer " * 4, "hello team"]
+        records.write_text("".join(json.dumps({"id": f"t{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+        job = {"objective": "causal-lm", "model_dir": str(self.base), "records": {"test": str(records)}, "out_dir": str(work / "pred"), "max_length": 64, "max_new_tokens": 5, "generate": True}
+        code, _, err = run_module("predict", job, work)
+        self.assertEqual(code, 0, err[-2000:])
+        rows = [json.loads(l) for l in (work / "pred" / "test.generations.jsonl").read_text().splitlines()]
+        # Texts under 16 tokens are skipped, as the tfjs engine does; the reference is the next 5 tokens.
+        self.assertEqual([r["id"] for r in rows], ["t0", "t1"])
+        self.assertEqual(rows[0]["reference"], "the mail the mail the")
+        self.assertTrue(all(len(r["generated"].split()) <= 5 for r in rows))
+
     def test_a_tokenizer_without_a_chat_template_is_refused_at_once(self) -> None:
         work = Path(self.tmp.name) / "plain"
         tiny_llama(work / "base", chat_template=False)

@@ -21,3 +21,18 @@ export async function writeTinyMails(dir: string, count: number): Promise<void> 
     await writeFile(path.join(dir, 'mail', spam ? 'spam' : 'ham', `${i}.txt`), `${spam ? 'win free money prize now offer' : 'meeting notes attached team lunch report'} ${'the a '.repeat(i % 5)} number ${i}`);
   }
 }
+
+/** A tiny Llama checkpoint directory with a ChatML chat template (python/tests/tiny_base.py llama). */
+export async function makeTinyChatBase(python: string, dir: string): Promise<void> {
+  await run(python, [path.join(PYTHON_DIR, 'tests', 'tiny_base.py'), dir, 'llama'], { env: pythonRunEnv() });
+}
+
+/** `count` mails with a Subject header under `<dir>/mail/<i>.eml`, in the tiny chat base's vocabulary: the subject follows from the body. */
+export async function writeTinyMailsWithSubjects(dir: string, count: number): Promise<void> {
+  await mkdir(path.join(dir, 'mail'), { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const spam = i % 3 === 0;
+    const [subject, body] = spam ? ['free money offer', 'win free money prize now offer'] : ['meeting notes', 'meeting notes attached team lunch report'];
+    await writeFile(path.join(dir, 'mail', `${i}.eml`), `From: a@example.org\nSubject: ${subject}\nContent-Type: text/plain\n\n${body} ${'the a '.repeat(i % 5)} number ${i}\n`);
+  }
+}
