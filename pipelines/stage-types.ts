@@ -111,7 +111,7 @@ export const CleanOptionsSchema = z.strictObject({
   collapseWhitespace: z.boolean().default(true),
   /** Mail (a record opening with an RFC 822 header block) becomes its body's text: headers dropped, MIME parsed (multipart, quoted-printable/base64, charsets), the text/plain part else the HTML one, attachments dropped. Default false. */
   stripMailHeaders: z.boolean().default(false),
-  /** With stripMailHeaders: mail header fields kept in each mail's `meta` (decoded by the MIME parser, normalized, on one line, redacted like the text): `subject` → `meta.subject` (what an sft template such as `response: "{meta.subject}"` reads). A mail without the field gets none. Default none. */
+  /** With stripMailHeaders: mail header fields kept in each mail's `meta` (decoded by the MIME parser, normalized, on one line, redacted like the text): `subject` → `meta.subject` (what an sft template such as `response: "{meta.subject}"` reads). A record without the field (not a mail, or a mail without it or with it blank) is dropped, counted as `missingHeaders`. Default none. */
   keepHeaders: z.array(z.enum(['subject'])).max(1).optional(),
   /** Remove HTML tags, scripts and styles; decode entities. Default false. */
   stripHtml: z.boolean().default(false),

@@ -19,8 +19,10 @@ export type CleanMetrics = {
   redacted: RedactionCounts;
   /** Records whose text Unicode normalization changed. */
   normalized: number;
-  /** With keepHeaders: records kept with each header field in their meta (counted before near-dedup). */
+  /** With keepHeaders: records given each header field in their meta (counted before the length filters and dedup). */
   keptHeaders?: Record<string, number>;
+  /** With keepHeaders: records dropped for lacking a kept field (not a mail, or the field absent or blank). */
+  missingHeaders?: number;
   /** Records that started with a mail header block, now dropped (each mail: its body is decoded, see `mime`). */
   strippedHeaders: number;
   /** What decoding those mails did. */
@@ -169,8 +171,14 @@ export async function cleanRecords(
           continue;
         }
         text = mail.text;
-        if (options.keepHeaders?.includes('subject') && mail.subject !== undefined) kept = { subject: mail.subject };
+        if (options.keepHeaders?.includes('subject') && mail.subject !== undefined) kept = { subject: keptHeaderValue(mail.subject, options, metrics) };
       }
+      // keepHeaders promises the fields: a record without one (not a mail, or a mail without it or with it blank) is dropped.
+      if (options.keepHeaders?.length && !(kept && options.keepHeaders.every((field) => kept![field]))) {
+        metrics.missingHeaders = (metrics.missingHeaders ?? 0) + 1;
+        continue;
+      }
+      if (kept) for (const field of Object.keys(kept)) metrics.keptHeaders = { ...metrics.keptHeaders, [field]: (metrics.keptHeaders?.[field] ?? 0) + 1 };
     }
     const withoutControls = stripControlCharacters(text);
     if (withoutControls !== text) metrics.strippedControl++;
@@ -218,21 +226,6 @@ export async function cleanRecords(
       }
       seenTexts.add(digest);
     }
-    if (kept) {
-      for (const [field, value] of Object.entries(kept)) {
-        const stripped = stripControlCharacters(value);
-        // A header is one line, whatever collapseWhitespace says.
-        const line = (options.normalize !== 'none' ? stripped.normalize(options.normalize) : stripped).replace(/\s+/g, ' ').trim();
-        if (options.redact === false) {
-          kept[field] = line;
-        } else {
-          const { text: redacted, counts } = redactSensitive(line, options.redact);
-          for (const kind of ['emails', 'phones', 'ips', 'cards'] as const) metrics.redacted[kind] += counts[kind];
-          kept[field] = redacted;
-        }
-        metrics.keptHeaders = { ...metrics.keptHeaders, [field]: (metrics.keptHeaders?.[field] ?? 0) + 1 };
-      }
-    }
     survivors.push(text === record.text && !kept ? record : { ...record, text, ...(kept ? { meta: { ...record.meta, ...kept } } : {}) });
   }
   pacer.finish(CLEANING, records.length);
@@ -252,6 +245,16 @@ export async function cleanRecords(
   metrics.output = output.length;
   if (output.length === 0) throw noRecordsLeft(metrics, options, longest);
   return { records: output, metrics };
+}
+
+/** A header field as meta keeps it: control characters stripped, normalized like the text, on one line, redacted like the text. */
+function keptHeaderValue(value: string, options: CleanOptions, metrics: CleanMetrics): string {
+  const stripped = stripControlCharacters(value);
+  const line = (options.normalize !== 'none' ? stripped.normalize(options.normalize) : stripped).replace(/\s+/g, ' ').trim();
+  if (options.redact === false) return line;
+  const { text, counts } = redactSensitive(line, options.redact);
+  for (const kind of ['emails', 'phones', 'ips', 'cards'] as const) metrics.redacted[kind] += counts[kind];
+  return text;
 }
 
 /** Why nothing was kept, and what to change. Dedup always keeps one record, so only the binary check and the length filters can empty a dataset. */

@@ -50,15 +50,16 @@ describe('cleanRecords', () => {
     expect(result.metrics.strippedHeaders).toBe(1);
   });
 
-  it('keepHeaders: [subject] keeps a mail\'s decoded Subject in meta.subject, on one line and redacted like the text', async () => {
+  it('keepHeaders: [subject] keeps a mail\'s decoded Subject in meta.subject, on one line and redacted like the text; mails without one are dropped', async () => {
     const mail = ['From: a@example.org', 'Subject: =?utf-8?q?Caf=C3=A9_at_noon?=', '  mail me at bob@example.org', 'Content-Type: text/plain', '', 'See you.'].join('\n');
     const noSubject = ['From: a@example.org', 'Content-Type: text/plain', '', 'No subject here.'].join('\n');
     const result = await cleanRecords([{ id: 'm', text: mail, meta: { source: 'x' } }, { id: 'n', text: noSubject }], only({ stripMailHeaders: true, keepHeaders: ['subject'], redact: true }));
     expect(result.records.map((r) => [r.text, r.meta])).toEqual([
       ['See you.', { source: 'x', subject: 'Café at noon mail me at <EMAIL>' }],
-      ['No subject here.', undefined],
     ]);
+    // Records without the field are dropped: keepHeaders promises it to the stages after.
     expect(result.metrics.keptHeaders).toEqual({ subject: 1 });
+    expect(result.metrics.missingHeaders).toBe(1);
     expect(result.metrics.redacted.emails).toBe(1);
   });
 
