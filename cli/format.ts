@@ -35,7 +35,8 @@ export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = com
   for (const [name, s] of stages) {
     const m = s.metrics as Record<string, any>;
     if (s.type === 'evaluate') {
-      const task = typeof m.macroF1 === 'number' ? `accuracy ${num(m.accuracy)}  macro-F1 ${num(m.macroF1)}` : `perplexity ${num(m.perplexity, 1)}`;
+      const generations = typeof m.rouge?.rougeL === 'number' || typeof m.bleu === 'number' ? `${typeof m.bleu === 'number' ? `  BLEU ${num(m.bleu, 2)}` : ''}${typeof m.rouge?.rougeL === 'number' ? `  ROUGE-L ${num(m.rouge.rougeL)}` : ''}` : '';
+      const task = typeof m.macroF1 === 'number' ? `accuracy ${num(m.accuracy)}  macro-F1 ${num(m.macroF1)}` : `perplexity ${num(m.perplexity, 1)}${generations}`;
       // The change on perturbed inputs in points, negative when worse: the report's chart and table show the same.
       const robust = typeof m.robustness?.drop?.macroF1 === 'number' ? `  (perturbed inputs: macro-F1 ${signed(-m.robustness.drop.macroF1 * 100, 1)} pts)` : '';
       const split = typeof m.split === 'string' ? ` on ${m.split}` : '';
@@ -50,7 +51,7 @@ export function formatHeadline(summary: RunSummary, lifts: readonly Lift[] = com
     }
   }
   for (const l of lifts) {
-    if (l.metric !== 'macroF1' && l.metric !== 'perplexity' && !(l.metric === 'accuracy' && !lifts.some((o) => o.comparison === l.comparison && o.metric === 'macroF1'))) continue;
+    if (l.metric !== 'macroF1' && l.metric !== 'perplexity' && l.metric !== 'rougeL' && l.metric !== 'bleu' && !(l.metric === 'accuracy' && !lifts.some((o) => o.comparison === l.comparison && o.metric === 'macroF1'))) continue;
     const interval = l.interval?.ok ? `; 95% CI ${signed(l.interval.low)} to ${signed(l.interval.high)}` : '';
     lines.push(
       `  ${l.comparison}: ${l.metric} ${num(l.baselineValue)} -> ${num(l.candidateValue)} (${signed(l.absolute)}, ${signed(l.relative * 100, 1)}% relative${interval})${l.worse ? '  WORSE than the baseline' : ''}`,

@@ -25,12 +25,13 @@ export function registerWorker(cli: Command): void {
     .option('--json', 'print the final summary as JSON')
     .option('--continual', 'run the continual demo: the mail corpus released in three slices, one scheduled retrain cycle each')
     .option('--torch', 'run the torch-engine demo: pretrained MiniLM fine-tuned on ham/spam (full and LoRA) against the same model from random weights')
-    .action(async (opts: { json?: boolean; continual?: boolean; torch?: boolean }) => {
+    .option('--sft', 'run the torch sft demo: SmolLM2-135M-Instruct learns to write mails\' subject lines (LoRA), scored with ROUGE/BLEU against the base')
+    .action(async (opts: { json?: boolean; continual?: boolean; torch?: boolean; sft?: boolean }) => {
       const stateDir = stateDirOf(cli);
       const [local, { readServers }, { formatHeadline }] = await Promise.all([import('../local-run'), import('../../infra/servers'), import('../format')]);
       await local.startLocalServers(stateDir);
       if (opts.continual) return local.continualDemo(stateDir);
-      const specFile = path.join(EXAMPLES_DIR, opts.torch ? 'torch-demo.yaml' : 'demo.yaml');
+      const specFile = path.join(EXAMPLES_DIR, opts.sft ? 'smollm2-sft.yaml' : opts.torch ? 'torch-demo.yaml' : 'demo.yaml');
       log(`running ${path.relative(process.cwd(), specFile)}`);
       const summary = await local.runPlan(await loadPlan(specFile), { local: true, wait: true, json: opts.json, stateDir });
       if (summary && !opts.json) {
