@@ -24,7 +24,7 @@ export function registerWorker(cli: Command): void {
     .description('start local servers and run the two-corpus demo pipeline end to end (--continual: three continual-learning cycles)')
     .option('--json', 'print the final summary as JSON')
     .option('--continual', 'run the continual demo: the mail corpus released in three slices, one scheduled retrain cycle each')
-    .option('--torch', 'run the torch-engine demo: pretrained MiniLM fine-tuned on ham/spam (full and LoRA) against the same model from random weights')
+    .option('--torch', 'run the torch-engine demo: pretrained MiniLM fine-tuned on ham/spam (full and LoRA) against the same model from random weights, then distilled and quantized to int8')
     .option('--sft', 'run the torch sft demo: SmolLM2-135M-Instruct learns to write mails\' subject lines (LoRA), scored with ROUGE/BLEU against the base')
     .action(async (opts: { json?: boolean; continual?: boolean; torch?: boolean; sft?: boolean }) => {
       const stateDir = stateDirOf(cli);
