@@ -11,6 +11,7 @@ import {
   formatSignedPercent,
   formatTimestamp,
 } from './format-values';
+import type { PredictionRow } from './bootstrap';
 import { bestEvaluation, DATA_TYPES, isRecord, num, outputBase, relativeUri, stageWallTimeMs, TRAINING_TYPES, type Evaluation, type Lift, type Promotion, type Quantization, type ReportModel, type TrainingStage } from './report-model';
 
 // The report page: one self-contained HTML document. Charts arrive as inline SVG; styles are
@@ -293,6 +294,7 @@ function renderSamplePredictions(model: ReportModel): string {
   const parts = model.evaluations
     .filter((e) => wanted.has(e.name) && e.predictions)
     .map((e) => {
+      if (e.predictions!.every((r) => typeof r.rougeL === 'number')) return renderSampleGenerations(e.name, e.predictions!);
       const rows = samplePredictions(e.predictions!, SAMPLE_PREDICTIONS);
       const wrong = e.predictions!.filter((r) => r.label !== r.predicted).length;
       return `<h3>Sample predictions: <code>${esc(e.name)}</code> <span class="muted">(${formatCount(wrong)} of ${formatCount(e.predictions!.length)} wrong; the first wrong ones shown first)</span></h3>
@@ -302,6 +304,27 @@ function renderSamplePredictions(model: ReportModel): string {
 </table></div>`;
     });
   return parts.join('\n');
+}
+
+/**
+ * Generations (an sft or causal-LM evaluation) are not right or wrong: the rows with the lowest
+ * ROUGE-L against their reference first, then the highest, each with its score.
+ */
+function renderSampleGenerations(name: string, predictions: readonly PredictionRow[]): string {
+  const rows = sampleGenerations(predictions, SAMPLE_PREDICTIONS);
+  return `<h3>Sample generations: <code>${esc(name)}</code> <span class="muted">(${formatCount(predictions.length)} records; the lowest ROUGE-L first, then the highest)</span></h3>
+<div class="scroll"><table class="wide">
+<thead><tr><th>record</th><th>prompt</th><th>reference</th><th>generated</th><th class="num">ROUGE-L</th></tr></thead>
+<tbody>${rows.map((r) => `<tr><td>${code(r.id)}</td><td>${esc(r.text ?? '')}</td><td>${esc(r.label)}</td><td>${esc(r.predicted)}</td><td class="num">${formatNumber(r.rougeL ?? NaN)}</td></tr>`).join('\n')}</tbody>
+</table></div>`;
+}
+
+/** Up to `n` generations: half with the lowest ROUGE-L, the rest with the highest (each once), lowest first. */
+export function sampleGenerations<R extends { rougeL?: number }>(rows: readonly R[], n: number): R[] {
+  const sorted = [...rows].sort((a, b) => (a.rougeL ?? 0) - (b.rougeL ?? 0));
+  const low = sorted.slice(0, Math.ceil(n / 2));
+  const high = sorted.slice(low.length).slice(-(n - low.length)).reverse();
+  return [...low, ...high];
 }
 
 /** Up to `n` rows: half wrong (as many as there are), the rest right, in the evaluation's order. */

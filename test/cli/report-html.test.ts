@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatHeadline } from '../../cli/format';
 import { robustnessRows } from '../../cli/report/charts';
-import { flattenConfig, renderReportHtml, samplePredictions } from '../../cli/report/html';
+import { flattenConfig, renderReportHtml, sampleGenerations, samplePredictions } from '../../cli/report/html';
 import { buildReportModel } from '../../cli/report/report-model';
 import type { RunSummary } from '../../workflows/types';
 
@@ -91,6 +91,13 @@ test('training configuration and sample predictions, escaped', () => {
   expect(samplePredictions(predictions(3), 8).map((r) => r.id)).toEqual(['mail-0', 'mail-1', 'mail-2', 'mail-3', 'mail-4', 'mail-5', 'mail-6', 'mail-7']);
   expect(samplePredictions(predictions(30), 4).map((r) => r.label === r.predicted)).toEqual([false, false, true, true]);
   expect(flattenConfig({ a: { b: 1, c: null }, d: [1, 2] })).toEqual([['a.b', '1'], ['d', '1, 2']]);
+});
+
+test('generations are sampled by ROUGE-L, lowest first then highest, each once', () => {
+  const rows = [0.5, 0.1, 0.9, 0.3, 0.7, 0.2].map((rougeL, i) => ({ id: `g${i}`, rougeL }));
+  expect(sampleGenerations(rows, 4).map((r) => r.rougeL)).toEqual([0.1, 0.2, 0.9, 0.7]);
+  expect(sampleGenerations(rows, 8).map((r) => r.id).sort()).toEqual(rows.map((r) => r.id).sort());
+  expect(sampleGenerations(rows.slice(0, 1), 4).map((r) => r.id)).toEqual(['g0']);
 });
 
 test('the CLI headline shows declared comparisons and says when a result is worse', () => {
