@@ -3,7 +3,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CancelledFailure } from '@temporalio/common';
-import { pythonRunEnv } from '../../infra/python-env';
+import { ensurePythonEnv, pythonRunEnv, type PythonEnv } from '../../infra/python-env';
 import { deviceEnvironment } from '../gpu-slots';
 import type { ArtifactRef } from '../../workflows/types';
 import type { ProgramMessage } from '../command/protocol';
@@ -40,6 +40,12 @@ export interface TorchModelDescriptor {
   windows?: { overlap: number };
   /** A distilled student: the teacher stage it learned from. */
   distilledFrom?: string;
+}
+
+/** Tempered's Python environment for a torch stage, built on first use with its progress as the stage's. */
+export function torchEnv(ctx: StageContext): Promise<PythonEnv> {
+  ctx.progress({ phase: 'preparing the Python environment' });
+  return ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
 }
 
 /** Exit code of tempered_torch for input no retry can fix. */

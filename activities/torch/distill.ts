@@ -1,7 +1,6 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensurePythonEnv } from '../../infra/python-env';
 import { defaultWarmupSteps } from '../../pipelines/trainer-defaults';
 import type { Metrics } from '../../workflows/types';
 import { curveSummary, CURVES_OUTPUT, writeCurves } from '../curves';
@@ -10,7 +9,7 @@ import { classificationReport, perplexity } from '../ml/metrics';
 import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
 import { sample } from '../training/examples';
-import { TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { torchEnv, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
 import { fetchModel, uploadModel } from './model';
 import { latestCheckpoint, runTraining } from './training-run';
 
@@ -23,8 +22,7 @@ const round = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x)
 
 export const torchDistillStage: StageImplementation = async (ctx) => {
   const options = optionsOf(ctx.input, 'distill');
-  ctx.progress({ phase: 'preparing the Python environment' });
-  const env = await ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
+  const env = await torchEnv(ctx);
   const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-distill-'));
   try {
     const teacher = await fetchModel(ctx, options.teacher, path.join(work, 'teacher'), env.python);

@@ -1,7 +1,6 @@
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensurePythonEnv } from '../../infra/python-env';
 import type { ArtifactRef, Metrics } from '../../workflows/types';
 import { createRandom, loadWordNetSynonyms, seedFrom } from '../data';
 import { readDataset } from '../datasets';
@@ -13,8 +12,8 @@ import { writeJsonl } from '../store';
 import { sample } from '../training/examples';
 import { checkGate, GateFailedError } from '../training/gate';
 import { PREDICTIONS_OUTPUT, textSnippet, type PredictionRow } from '../training/predictions';
-import { DESCRIPTOR, downloadFiles, HF_PREFIX, runTorch, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
-import { adapterBase } from './model';
+import { runTorch, torchEnv, writeJsonlFile } from './common';
+import { fetchModel } from './model';
 import { referenceOf, sftRecords } from './sft';
 
 /** Tokens generated per record for BLEU/ROUGE when the stage does not say. */
@@ -28,20 +27,13 @@ const round = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x)
 
 export const torchEvaluateStage: StageImplementation = async (ctx) => {
   const options = optionsOf(ctx.input, 'evaluate');
-  const model = ctx.input.inputs[options.model];
-  const descriptorRef = model?.outputs[DESCRIPTOR];
-  if (!model || !descriptorRef) throw new TorchProgramError(`stage "${options.model}" did not produce a torch model`, true);
-  const descriptor = await ctx.store.readJson<TorchModelDescriptor>(descriptorRef);
-  ctx.progress({ phase: 'preparing the Python environment' });
-  const env = await ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
+  const env = await torchEnv(ctx);
   const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-eval-'));
   try {
     const dataset = ctx.input.inputs[ctx.input.dataInputs[0]];
     const records = sample(await readDataset(ctx, dataset?.outputs[options.split], `the ${options.split} split`), options.maxExamples, ctx.input.seed, 'evaluate');
-    const modelDir = path.join(work, 'model');
-    ctx.progress({ phase: 'downloading the model', model: options.model });
-    await downloadFiles(ctx.store, model.outputs, HF_PREFIX, modelDir);
-    const base = descriptor.adapter ? await adapterBase(descriptor, ctx.input.baseDir, env.python) : undefined;
+    const model = await fetchModel(ctx, options.model, path.join(work, 'model'), env.python);
+    const { descriptor } = model;
 
     const files: Record<string, string> = { test: path.join(work, 'test.jsonl') };
     const classify = descriptor.objective === 'classify';
@@ -59,17 +51,10 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
       await writeJsonlFile(files.perturbed, records.map((r) => ({ ...r, text: perturbText(r.text, robustness, random, synonyms).text })));
     }
     const job = {
-      objective: descriptor.objective,
-      model_dir: modelDir,
-      adapter: descriptor.adapter,
-      ...(descriptor.quantized ? { quantized: true } : {}),
-      ...(descriptor.windows ? { window_overlap: descriptor.windows.overlap } : {}),
-      ...(base ? { base } : {}),
-      labels: descriptor.labels ?? [],
+      ...model.job,
       records: files,
       out_dir: path.join(work, 'predictions'),
       batch_size: 16,
-      max_length: descriptor.maxLength ?? 128,
       max_new_tokens: options.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS,
       generate,
     };
@@ -83,7 +68,7 @@ export const torchEvaluateStage: StageImplementation = async (ctx) => {
     });
     const read = async <T>(name: string) => (await readFile(path.join(job.out_dir, `${name}.jsonl`), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
-    const modelBytes = Object.entries(model.outputs).filter(([name]) => name.startsWith(HF_PREFIX)).reduce((n, [, ref]) => n + ref.bytes, 0);
+    const modelBytes = model.bytes;
     const metrics: Metrics = { model: options.model, split: options.split, examples: records.length, objective: descriptor.objective, modelBytes, modelParameters: reported.parameters, backend: 'torch', engine: 'torch' };
     const outputs: Record<string, ArtifactRef> = {};
     if (classify) {

@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensurePythonEnv } from '../../infra/python-env';
 import { defaultWarmupSteps } from '../../pipelines/trainer-defaults';
 import type { Metrics } from '../../workflows/types';
 import { curveSummary, CURVES_OUTPUT, writeCurves } from '../curves';
@@ -10,7 +9,7 @@ import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
 import { labelsOf, sample } from '../training/examples';
 import { resolveBase, type ResolvedBase } from './base';
-import { TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { torchEnv, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
 import { fetchModel, uploadModel, type ModelJob } from './model';
 import { sftRecords } from './sft';
 import { latestCheckpoint, runTraining } from './training-run';
@@ -22,8 +21,7 @@ import { latestCheckpoint, runTraining } from './training-run';
 
 export const torchFinetuneStage: StageImplementation = async (ctx) => {
   const options = optionsOf(ctx.input, 'finetune');
-  ctx.progress({ phase: 'preparing the Python environment' });
-  const env = await ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
+  const env = await torchEnv(ctx);
   const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-'));
   try {
     const dataset = ctx.input.inputs[ctx.input.dataInputs[0]];

@@ -1,14 +1,13 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ensurePythonEnv } from '../../infra/python-env';
 import type { Metrics } from '../../workflows/types';
 import { readDataset } from '../datasets';
 import { classificationReport, perplexity } from '../ml/metrics';
 import type { StageImplementation } from '../stage-runner';
 import { optionsOf } from '../stage-options';
 import { sample } from '../training/examples';
-import { runTorch, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
+import { runTorch, torchEnv, TorchProgramError, writeJsonlFile, type TorchModelDescriptor } from './common';
 import { fetchModel, uploadModel } from './model';
 
 // The torch engine's quantize (python/tempered_torch/quantize.py): dynamic int8 — int8 weights per
@@ -25,8 +24,7 @@ interface Scored {
 
 export const torchQuantizeStage: StageImplementation = async (ctx) => {
   const options = optionsOf(ctx.input, 'quantize');
-  ctx.progress({ phase: 'preparing the Python environment' });
-  const env = await ensurePythonEnv({ log: (line) => ctx.progress({ phase: 'preparing the Python environment', detail: line }) });
+  const env = await torchEnv(ctx);
   const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-torch-quantize-'));
   try {
     const source = await fetchModel(ctx, options.model, path.join(work, 'model'), env.python);

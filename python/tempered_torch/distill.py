@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import re
 import sys
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .finetune import BadInput, Batches, Job, emit, job_main, load_checkpoint, lr_lambda, peak_memory_bytes, read_records, train_steps
+from .finetune import BadInput, Batches, Job, emit, job_main, load_checkpoint, lr_lambda, peak_memory_bytes, start_job, train_steps
 from .inference import latency_ms, score_records
 from .predict import load_model
 
@@ -84,19 +83,10 @@ def kd_loss(student_logits, teacher_logits, mask, temperature: float):
 
 
 def run(job: DistillJob) -> dict[str, Any]:
-    import numpy as np
     import torch
 
-    if job.threads > 0:
-        torch.set_num_threads(job.threads)
-    random.seed(job.seed)
-    np.random.seed(job.seed)
-    torch.manual_seed(job.seed)
-    train = read_records(job.train, "the train split")
-    validation = read_records(job.validation, "the validation split") if job.validation else []
-    teacher, tokenizer = load_model(job.teacher)
-    if teacher.__class__.__name__.startswith("Quantized") or any("Quantized" in type(m).__name__ for m in teacher.modules()):
-        raise BadInput("the teacher is an int8 model; distill from the float model it was quantized from")
+    train, validation = start_job(job)
+    teacher, tokenizer = load_model(job.teacher)  # a float model: the stage refuses an int8 teacher
     student, keep, copied = make_student(teacher, job.student_layers)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     teacher.to(device).eval()

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .inference import encode_mlm, masked, windows
+
 
 class BadInput(Exception):
     """An input no retry can fix; the TypeScript side marks the attempt non-retryable (exit 3)."""
@@ -261,8 +263,6 @@ class Batches:
         batch) seeds a masked LM's masks, so they are the same on every run and resume."""
         import torch
 
-        from .inference import encode_mlm, masked
-
         windowed = "input_ids" in rows[0]  # rows are windows of long records (window_records)
         if self.job.objective == "sft":
             from .chat import ChatFormatError, encode_sft
@@ -451,8 +451,6 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
 
 def window_records(records, tokenizer, job: Job) -> list[dict[str, Any]]:
     """Each record as its windows (inference.windows), each a training example with the record's label."""
-    from .inference import windows
-
     if not 0 <= job.window_overlap < job.max_length // 2:
         raise BadInput(f"windowOverlap {job.window_overlap} must be at least 0 and less than half of maxLength {job.max_length}")
     return [{**record, "input_ids": ids, "window": k} for record in records for k, ids in enumerate(windows(tokenizer, record["text"], job.max_length, job.window_overlap))]
@@ -470,7 +468,8 @@ def materialize_from_model(job: Job) -> None:
     job.base = {"dir": str(target)}
 
 
-def run(job: Job) -> dict[str, Any]:
+def start_job(job: Job) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What every training job does first: its thread count, every RNG seeded, its records read."""
     import numpy as np
     import torch
 
@@ -481,6 +480,13 @@ def run(job: Job) -> dict[str, Any]:
     torch.manual_seed(job.seed)
     train = read_records(job.train, "the train split")
     validation = read_records(job.validation, "the validation split") if job.validation else []
+    return train, validation
+
+
+def run(job: Job) -> dict[str, Any]:
+    import torch
+
+    train, validation = start_job(job)
     if job.from_model:
         materialize_from_model(job)
     model, tokenizer = load_base(job)
