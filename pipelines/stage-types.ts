@@ -298,10 +298,16 @@ export const FinetuneOptionsSchema = z.strictObject({
   maxLength: z.number().int().min(8).max(131_072).default(128),
   /** torch engine: data-parallel training processes on the worker (torchrun + DDP: NCCL across GPUs, gloo on CPUs), each taking batchSize/processes of every batch. Default `resources.gpu` when it is above 1, else 1. */
   processes: z.number().int().min(1).max(64).optional(),
+  /** torch engine, with processes above 1: `ddp` gives every process the whole model (DDP averages their gradients); `fsdp` shards parameters, gradients and optimizer state across them (FSDP2, a transformer block gathered only while it computes), for a model that does not fit one GPU. Default ddp. */
+  parallel: z.enum(['ddp', 'fsdp']).optional(),
+  /** torch engine: keep only each transformer block's inputs in the forward and recompute the rest in backward (activation checkpointing): much less activation memory for about a third more compute; the same training. Default off. */
+  gradientCheckpointing: z.boolean().optional(),
   /** torch engine: records longer than `maxLength` are `truncate`d (their first maxLength tokens) or split into overlapping `windows` (every token trains; evaluation scores the whole record: a classifier averages its windows' logits, a language model sums its tokens' losses). Default truncate. */
   longRecords: z.enum(['truncate', 'windows']).optional(),
   /** With `longRecords: windows`: tokens each window shares with the one before, 0 to less than maxLength/2. Default the smaller of 32 and maxLength/4. */
   windowOverlap: z.number().int().min(0).max(65_536).optional(),
+  /** `sft`, torch engine: pack several training conversations into each row of up to `maxLength` tokens (best fit, longest first), kept apart by position ids so none attends to another; `batchSize` then counts rows. Validation stays one conversation per row. Default false. */
+  packing: z.boolean().optional(),
   /** The tokenizer stage. Required unless `from` names a model (its tokenizer is reused). */
   tokenizer: z.string().optional(),
   /** Start from this stage's model (two-phase adaptation); else a fresh model of `model`'s shape. */
@@ -310,8 +316,8 @@ export const FinetuneOptionsSchema = z.strictObject({
   model: ModelShapeSchema.prefault({}),
   /** Train low-rank adapters only; base weights stay frozen. Default off. */
   lora: LoraSchema.optional(),
-  /** Optimizer steps in all, 1 to 10^8. Default 200. */
-  steps: count(1, MAX_STEPS).default(TRAINING_DEFAULTS.steps),
+  /** Optimizer steps in all, 1 to 10^8; 0 (torch engine) stores the starting model untrained, a baseline to evaluate (with LoRA: adapters at zero, the base's own outputs). Default 200. */
+  steps: count(0, MAX_STEPS).default(TRAINING_DEFAULTS.steps),
   /** Examples per micro-batch. Default 16. */
   batchSize: z.number().int().min(1).max(4096).default(TRAINING_DEFAULTS.batchSize),
   /** Micro-batches per optimizer step. Default 1. */
@@ -324,6 +330,7 @@ export const FinetuneOptionsSchema = z.strictObject({
   /** Stop when the metric has not improved for `patience` validations; the best checkpoint is kept. Default off. */
   earlyStopping: z
     .strictObject({
+      /** valLoss (lower is better), or valAccuracy / valF1 (macro-F1; higher is better; objective classify only). Default valLoss. */
       metric: z.enum(['valLoss', 'valAccuracy', 'valF1']).default('valLoss'),
       /** Validations without improvement before stopping, 1 to 10000. Default 3. */
       patience: count(1, 10_000).default(TRAINING_DEFAULTS.patience),

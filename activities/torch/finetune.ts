@@ -77,6 +77,8 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       checkpoint_every: options.checkpointEvery,
       validate_every: options.validateEvery,
       validation_batches: options.validationBatches,
+      // The best weights travel in every checkpoint (finetune.py EarlyStopping), so a retried attempt decides as the first would.
+      early_stopping: options.earlyStopping ?? null,
       labels: labels ?? [],
       // Adapters on a model that is itself an artifact of a stage are stored merged into it: a whole model.
       merge_lora: Boolean(options.lora) && options.from !== undefined,
@@ -85,6 +87,9 @@ export const torchFinetuneStage: StageImplementation = async (ctx) => {
       from_model: fromModel ?? null,
       long_records: options.longRecords ?? 'truncate',
       window_overlap: windowOverlap,
+      packing: options.packing ?? false,
+      parallel: options.parallel ?? 'ddp',
+      gradient_checkpointing: options.gradientCheckpointing ?? false,
       threads: 0,
     };
     const jobFile = path.join(work, 'job.json');

@@ -4,8 +4,9 @@ A record's `messages` ([{"role", "content"}], the last one the assistant's reply
 TypeScript side builds them from prompt/response fields or the spec's `sft` templates) are
 formatted with the tokenizer's own chat template (`apply_chat_template`). Training computes the
 loss on the assistant turns' tokens only: every other position (system, user, the template's role
-headers, padding) has label -100. Evaluation generates greedily from the conversation up to the
-last assistant turn.
+headers, padding) has label -100. With packing, training rows hold several conversations each,
+kept apart by position_ids (pack_sft, encode_packed). Evaluation generates greedily from the
+conversation up to the last assistant turn.
 """
 
 from __future__ import annotations
@@ -112,6 +113,84 @@ def encode_sft(tokenizer, rows: list[dict[str, Any]], max_length: int):
     from transformers import BatchEncoding
 
     return BatchEncoding({"input_ids": input_ids, "attention_mask": mask, "labels": labels})
+
+
+def pack_sft(tokenizer, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    """Conversations (each `sft_example`, so shortened as unpacked training would) packed into rows
+    of at most `max_length` tokens, best-fit decreasing: longest first, each into the row it fills
+    most tightly. Ties keep record order, so the rows are a function of the records, the tokenizer
+    and max_length alone (a resumed run sees the same rows; the seed shuffles them per epoch, as it
+    does records). A row: input_ids, labels, `conversation_lengths` (in order) and `ids` (their records').
+    Each conversation's first label is -100, so no conversation learns to predict the next one's
+    start (unpacked, a row's first token is never a target either); a conversation under two
+    tokens has nothing to learn and is left out, which keeps padding recognisable (encode_packed)."""
+    import bisect
+
+    examples = [(record.get("id"), *sft_example(tokenizer, record, max_length)) for record in records]
+    examples = [e for e in examples if len(e[1]) >= 2]
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i][1]))
+    rows: list[list[int]] = []  # the conversations of each row, as indices into examples
+    space: list[tuple[int, int]] = []  # (tokens a row has left, row), ascending
+    for i in order:
+        size = len(examples[i][1])
+        k = bisect.bisect_left(space, (size, -1))  # the fullest row that still fits it
+        if k == len(space):
+            rows.append([i])
+            left, row = max_length - size, len(rows) - 1
+        else:
+            left, row = space.pop(k)
+            rows[row].append(i)
+            left -= size
+        if left > 0:
+            bisect.insort(space, (left, row))
+    packed = []
+    for members in rows:
+        input_ids: list[int] = []
+        labels: list[int] = []
+        for i in members:
+            _, ids, lab = examples[i]
+            input_ids += ids
+            labels += [IGNORE, *lab[1:]]
+        packed.append({"ids": [examples[i][0] for i in members], "conversation_lengths": [len(examples[i][1]) for i in members], "input_ids": input_ids, "labels": labels})
+    return packed
+
+
+def packing_metrics(rows: list[dict[str, Any]], max_length: int) -> dict[str, Any]:
+    """How many conversations went into how many rows, and the share of the rows' tokens that are real (not padding)."""
+    tokens = sum(len(r["input_ids"]) for r in rows)
+    return {"packedRows": len(rows), "packedConversations": sum(len(r["conversation_lengths"]) for r in rows), "packingEfficiency": round(tokens / max(1, len(rows) * max_length), 4)}
+
+
+def encode_packed(rows: list[dict[str, Any]], pad_token_id: int):
+    """A batch of packed rows (pack_sft): input_ids, labels and position_ids that restart at 0 with
+    each conversation, and no attention_mask. Given position_ids and no mask, transformers' mask
+    (masking_utils.find_packed_sequence_indices) makes attention block-diagonal: a conversation
+    sees only its own earlier tokens, under sdpa and eager attention (what a base loads with here;
+    flash attention reads packing only from a single flattened row). That detection is skipped
+    when a cache is passed, so `use_cache` is off (a Llama config's default is on, which would
+    silently let conversations see each other; tests/test_packing.py holds both to account).
+    Padding ends a short row; each pad has position 0 and label -100, a sequence of its own that
+    attends only to itself and that no token attends to."""
+    import torch
+    from transformers import BatchEncoding
+
+    width = max(len(r["input_ids"]) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, row in enumerate(rows):
+        length = len(row["input_ids"])
+        input_ids[j, :length] = torch.tensor(row["input_ids"])
+        labels[j, :length] = torch.tensor(row["labels"])
+        positions[j, :length] = torch.cat([torch.arange(n) for n in row["conversation_lengths"]])
+    return BatchEncoding({"input_ids": input_ids, "labels": labels, "position_ids": positions, "use_cache": False})
+
+
+def packed_tokens(position_ids) -> int:
+    """The real tokens of a packed batch: every position but the padding, which is each position 0
+    that does not start a conversation (one of two tokens or more, as pack_sft keeps)."""
+    starts = (position_ids[:, :-1] == 0) & (position_ids[:, 1:] == 1)
+    return int((position_ids != 0).sum() + starts.sum())
 
 
 def prompt_ids(tokenizer, record: dict[str, Any], max_length: int) -> list[int]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .inference import encode_mlm, masked, windows
+from .parallel import STRATEGIES, Parallel
 
 
 class BadInput(Exception):
@@ -58,6 +59,8 @@ class Job:
     checkpoint_every: int = 0
     validate_every: int = 0
     validation_batches: int = 0
+    # {"metric": valLoss|valAccuracy|valF1, "patience": n}: stop when the metric has not improved for n validations; the best weights are the model.
+    early_stopping: dict[str, Any] | None = None
     labels: list[str] = field(default_factory=list)
     lora: dict[str, Any] | None = None
     # Save base + adapters merged into one full model (LoRA on a model that is itself a stage's artifact).
@@ -65,11 +68,17 @@ class Job:
     # `truncate`: the first max_length tokens of a record; `windows`: every token, in windows overlapping by window_overlap.
     long_records: str = "truncate"
     window_overlap: int = 32
+    # sft: several conversations per training row, up to max_length tokens (chat.pack_sft); validation stays one per row.
+    packing: bool = False
     # `from` a LoRA-only model: the model job (predict.load_model) of its base + adapters, merged before training.
     from_model: dict[str, Any] | None = None
     resume_dir: str | None = None
     threads: int = 0
     init: str = "pretrained"
+    # How several processes share the training (parallel.py): `ddp` replicates the model, `fsdp` shards it.
+    parallel: str = "ddp"
+    # Recompute each block's activations in backward instead of keeping them (less memory, more compute).
+    gradient_checkpointing: bool = False
 
     @classmethod
     def load(cls, path: str):
@@ -83,9 +92,31 @@ class Job:
             raise BadInput(f"objective {job.objective!r} is not one of {OBJECTIVES}")
         if job.objective == "sft" and job.long_records == "windows":
             raise BadInput("sft trains whole conversations: longRecords windows does not apply (a long prompt is shortened instead); remove longRecords")
+        if job.packing and job.objective != "sft":
+            raise BadInput(f"packing puts several sft conversations in one row; objective {job.objective} trains records one per row: remove packing")
+        if job.parallel not in STRATEGIES:
+            raise BadInput(f"parallel {job.parallel!r} is not one of {STRATEGIES}")
         if job.objective == "classify" and len(job.labels) < 2:
             raise BadInput("a classify objective needs at least two labels")
+        if job.early_stopping is not None:
+            early_stopping_checks(job)
         return job
+
+
+# Metrics early stopping can select on; the first is lowest-best, the others highest-best.
+SELECTION_METRICS = ("valLoss", "valAccuracy", "valF1")
+
+
+def early_stopping_checks(job: Job) -> None:
+    metric, patience = job.early_stopping.get("metric"), job.early_stopping.get("patience")
+    if metric not in SELECTION_METRICS:
+        raise BadInput(f"earlyStopping.metric {metric!r} is not one of {SELECTION_METRICS}")
+    if metric != "valLoss" and job.objective != "classify":
+        raise BadInput(f"earlyStopping.metric {metric} needs objective classify; use valLoss for {job.objective}")
+    if not (isinstance(patience, int) and patience >= 1):
+        raise BadInput(f"earlyStopping.patience must be a positive integer, got {patience!r}")
+    if not job.validation or job.validate_every <= 0:
+        raise BadInput("earlyStopping needs validation: a validation split and validate_every of at least 1")
 
 
 def is_main_process() -> bool:
@@ -203,6 +234,21 @@ def four_bit_loading(directory: str) -> dict[str, Any]:
     return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
 
 
+# Non-reentrant activation checkpointing: it works with frozen inputs (LoRA), FSDP and autocast, and
+# restores the RNG state for recomputation, so dropout draws the same masks and training is unchanged.
+CHECKPOINTING = {"use_reentrant": False}
+
+
+def with_checkpointing(model, job: Job):
+    """The model with activation checkpointing on when the job asks (QLoRA sets it in with_lora instead)."""
+    if not job.gradient_checkpointing or qlora(job):
+        return model
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise BadInput(f"gradientCheckpointing: {type(model).__name__} does not support activation checkpointing in transformers; remove gradientCheckpointing")
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=CHECKPOINTING)
+    return model
+
+
 def with_lora(model, job: Job):
     if not job.lora:
         return model
@@ -211,7 +257,7 @@ def with_lora(model, job: Job):
     if qlora(job):
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=job.gradient_checkpointing, gradient_checkpointing_kwargs=CHECKPOINTING)
     task = TaskType.SEQ_CLS if job.objective == "classify" else TaskType.CAUSAL_LM if job.objective in ("causal-lm", "sft") else None
     config = LoraConfig(
         task_type=task,
@@ -265,10 +311,11 @@ class Batches:
 
         windowed = "input_ids" in rows[0]  # rows are windows of long records (window_records)
         if self.job.objective == "sft":
-            from .chat import ChatFormatError, encode_sft
+            from .chat import ChatFormatError, encode_packed, encode_sft
 
             try:
-                encoded = encode_sft(self.tokenizer, rows, self.job.max_length)
+                # Packed rows (pack_records) are tokenized already; validation rows are conversations.
+                encoded = encode_packed(rows, self.tokenizer.pad_token_id) if "conversation_lengths" in rows[0] else encode_sft(self.tokenizer, rows, self.job.max_length)
             except ChatFormatError as err:
                 raise BadInput(str(err)) from err
             return encoded.to(self.device) if self.device is not None else encoded
@@ -303,6 +350,16 @@ class Batches:
         return self.encode(rows, salt=step)
 
 
+def batch_tokens(batch) -> int:
+    """The tokens a batch reads, padding excluded: its attention mask's ones, or a packed batch's
+    (which has no mask: chat.encode_packed) real positions."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    from .chat import packed_tokens
+
+    return packed_tokens(batch["position_ids"])
+
+
 def lr_lambda(job: Job):
     def schedule(step: int) -> float:
         if job.warmup_steps > 0 and step < job.warmup_steps:
@@ -317,17 +374,23 @@ def trainable(model) -> list:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler) -> None:
-    """Weights (or adapter), optimizer, scheduler, every RNG and the step; a marker file last."""
+def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler, parallel: Parallel | None = None) -> None:
+    """Weights (or adapter), optimizer, scheduler, every RNG and the step; a marker file last. A
+    sharded model is gathered whole first (every process calls this; rank 0 writes)."""
     import numpy as np
     import torch
 
+    sharded = parallel is not None and parallel.sharded
+    model_state = parallel.model_state(model) if sharded else None
+    optimizer_state = parallel.optimizer_state(model, optimizer) if sharded else optimizer.state_dict()
+    if not is_main_process():
+        return
     tmp = directory.with_name(directory.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp / "model", safe_serialization=True)
+    model.save_pretrained(tmp / "model", safe_serialization=True, **({"state_dict": model_state} if sharded else {}))
     torch.save(
         {
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
@@ -344,8 +407,13 @@ def save_checkpoint(directory: Path, step: int, model, optimizer, scheduler) -> 
 
 
 def load_checkpoint(directory: Path, model, optimizer, scheduler) -> int:
-    import numpy as np
-    import torch
+    """Restores a checkpoint: weights (or adapter), optimizer, scheduler and RNGs; returns its step."""
+    load_weights(directory, model)
+    return load_training_state(directory, model, optimizer, scheduler)
+
+
+def load_weights(directory: Path, model) -> None:
+    """A checkpoint's weights (or adapter) into the model, before it is sharded or wrapped."""
     from safetensors.torch import load_file
 
     weights = directory / "model"
@@ -362,8 +430,18 @@ def load_checkpoint(directory: Path, model, optimizer, scheduler) -> int:
         tied = set(getattr(model, "_tied_weights_keys", None) or [])
         if unexpected or [m for m in missing if m not in tied]:
             raise BadInput(f"checkpoint {directory} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+
+def load_training_state(directory: Path, model, optimizer, scheduler, parallel: Parallel | None = None) -> int:
+    """A checkpoint's optimizer (into the optimizer of the model as it trains: sharded, with fsdp), scheduler and RNGs; returns its step."""
+    import numpy as np
+    import torch
+
     state = torch.load(directory / "state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+    if parallel is not None:
+        parallel.load_optimizer_state(model, optimizer, state["optimizer"])
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["python_rng"])
@@ -379,7 +457,9 @@ def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> 
     import torch
 
     model.eval()
-    losses, correct, seen = [], 0, 0
+    losses, seen = [], 0
+    actual: list[int] = []
+    predicted: list[int] = []
     size = job.batch_size
     count = len(records) if limit_batches <= 0 else min(len(records), limit_batches * size)
     with torch.no_grad():
@@ -388,13 +468,30 @@ def evaluate(model, batches: Batches, records, job: Job, limit_batches: int) -> 
             out = model(**batch)
             losses.append(float(out.loss) * len(batch["labels"]))
             if job.objective == "classify":
-                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+                actual += batch["labels"].tolist()
+                predicted += out.logits.argmax(-1).tolist()
             seen += len(batch["labels"])
     model.train()
     result = {"valLoss": sum(losses) / max(1, seen)}
     if job.objective == "classify":
-        result["valAccuracy"] = correct / max(1, seen)
+        result["valAccuracy"] = sum(a == p for a, p in zip(actual, predicted)) / max(1, seen)
+        result["valF1"] = macro_f1(actual, predicted)
     return result
+
+
+def macro_f1(actual: list[int], predicted: list[int]) -> float:
+    """Mean over the classes seen in labels or predictions of 2·TP / (2·TP + FP + FN): the tfjs
+    engine's valF1 (activities/ml/train.ts)."""
+    classes = set(actual) | set(predicted)
+    if not classes:
+        return math.nan
+
+    def f1(c: int) -> float:
+        tp = sum(a == c and p == c for a, p in zip(actual, predicted))
+        wrong = sum((a == c) != (p == c) for a, p in zip(actual, predicted))  # FP + FN
+        return 2 * tp / (2 * tp + wrong)
+
+    return sum(f1(c) for c in classes) / len(classes)
 
 
 def peak_memory_bytes(device) -> int:
@@ -408,12 +505,159 @@ def peak_memory_bytes(device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device, start: int, validation, loss_of) -> tuple[int, float, float]:
+# Early stopping's files: the best weights so far (beside the checkpoints, and in each of them) and its state.
+BEST_WEIGHTS = "best.safetensors"
+EARLY_STOPPING_STATE = "early-stopping.json"
+
+
+class EarlyStopping:
+    """Stops training when `metric` has not improved for `patience` validations and keeps the best
+    weights: the tfjs engine's rule (activities/ml/train.ts). The best trainable weights go to disk,
+    not memory (a copy of a large model would not fit beside it), and every checkpoint carries them
+    with the state, so a resumed run takes the same decisions and ends with the same model. Every
+    process of a data-parallel run holds the same state: rank 0's value decides for all of them."""
+
+    def __init__(self, metric: str, patience: int, directory: Path) -> None:
+        self.metric, self.patience = metric, patience
+        self.best_file = directory / BEST_WEIGHTS
+        self.best: float | None = None
+        self.best_step = 0
+        self.since_best = 0  # validations since the best one
+        self.stopped_at: int | None = None
+
+    @classmethod
+    def of(cls, job: Job) -> EarlyStopping | None:
+        if job.early_stopping is None:
+            return None
+        return cls(job.early_stopping["metric"], int(job.early_stopping["patience"]), Path(job.checkpoint_dir))
+
+    def observe(self, step: int, metrics: dict[str, float], model, device, parallel: Parallel | None = None) -> bool:
+        """Takes the validation after `step` (every process calls it; `metrics` is empty where it did
+        not validate) and saves the weights when they are the best so far; whether to stop."""
+        value = rank_zero_value(metrics.get(self.metric, math.nan), device)
+        better = self.best is None or (value < self.best if self.metric == "valLoss" else value > self.best)
+        if better and math.isfinite(value):
+            self.best, self.best_step, self.since_best = value, step, 0
+            save_trainable(model, self.best_file, parallel)
+        else:
+            self.since_best += 1
+        return self.since_best >= self.patience
+
+    def save(self, checkpoint: Path) -> None:
+        """The state and the best weights into a checkpoint directory (a hard link where the disk allows)."""
+        state = {"metric": self.metric, "bestStep": self.best_step, "bestMetric": self.best, "validationsSinceBest": self.since_best}
+        (checkpoint / EARLY_STOPPING_STATE).write_text(json.dumps(state))
+        if self.best is not None:
+            place(self.best_file, checkpoint / BEST_WEIGHTS)
+
+    def resume(self, checkpoint: Path) -> None:
+        """The state a checkpoint carries (every process); rank 0 puts its best weights back where they are kept."""
+        path = checkpoint / EARLY_STOPPING_STATE
+        if not path.exists():
+            raise BadInput(f"checkpoint {checkpoint} has no {EARLY_STOPPING_STATE}: it was written by a run without earlyStopping")
+        state = json.loads(path.read_text())
+        if state["metric"] != self.metric:
+            raise BadInput(f"checkpoint {checkpoint} selected the best weights by {state['metric']}; this run selects by {self.metric}")
+        self.best, self.best_step, self.since_best = state["bestMetric"], int(state["bestStep"]), int(state["validationsSinceBest"])
+        if self.best is not None and is_main_process():
+            if not (checkpoint / BEST_WEIGHTS).exists():
+                raise BadInput(f"checkpoint {checkpoint} names step {self.best_step} the best but has no {BEST_WEIGHTS}")
+            place(checkpoint / BEST_WEIGHTS, self.best_file)
+
+    def restore_best(self, model, parallel: Parallel | None = None) -> None:
+        """The best validation's weights back into `model` (every process calls it); none was best: the last step's stay."""
+        if self.best is not None:
+            load_trainable(model, self.best_file, parallel)
+
+    def report(self, steps: int) -> dict[str, Any]:
+        """As the tfjs engine names them: the step whose weights the model holds, its metric, and whether patience ran out."""
+        found = self.best is not None
+        return {"bestStep": self.best_step if found else steps, "bestMetric": round(self.best, 6) if found else None, "stoppedEarly": self.stopped_at is not None}
+
+
+def rank_zero_value(value: float, device) -> float:
+    """Rank 0's `value` in every process of a data-parallel run (rank 0 always validates); `value` in a single process."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    shared = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(shared, src=0)
+    return float(shared.item())
+
+
+def save_trainable(model, path: Path, parallel: Parallel | None = None) -> None:
+    """The trainable weights (LoRA's adapters and new head, else every weight) as one safetensors file,
+    written beside `path` and renamed over it: checkpoints hold hard links to its earlier versions.
+    A sharded model is gathered first (every process calls this); rank 0 writes."""
+    from safetensors.torch import save_file
+
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    if parallel is not None and parallel.sharded:
+        whole = parallel.model_state(model)
+        tensors = {name: whole[name] for name in names} if whole is not None else None
+    else:
+        tensors = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad} if is_main_process() else None
+    if tensors is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({name: t.contiguous() for name, t in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_trainable(model, path: Path, parallel: Parallel | None = None) -> None:
+    """Weights save_trainable wrote, into `model` (a sharded one takes its shards in every process; else rank 0 alone)."""
+    import torch
+    from safetensors.torch import load_file
+
+    sharded = parallel is not None and parallel.sharded
+    if not (sharded or is_main_process()):
+        return
+    saved = load_file(str(path))
+    names = {name for name, p in model.named_parameters() if p.requires_grad}
+    if set(saved) != names:
+        raise BadInput(f"{path} does not fit the model's trainable weights (missing {sorted(names - set(saved))[:5]}, unexpected {sorted(set(saved) - names)[:5]})")
+    if sharded:  # the root keeps its weights gathered after a forward: back to shards, so each process holds its own
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in saved.items():
+            target = parameters[name]
+            if sharded:  # every process takes its shard of the whole tensor
+                from torch.distributed.tensor import distribute_tensor
+
+                tensor = distribute_tensor(tensor.to(target.device_mesh.device_type), target.device_mesh, target.placements)
+            target.copy_(tensor)
+
+
+def place(source: Path, target: Path) -> None:
+    """`source`'s bytes at `target`, replacing it at once: a hard link where the disk allows, else a copy."""
+    import shutil
+
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device, start: int, validation, loss_of, parallel: Parallel | None = None, early: EarlyStopping | None = None) -> tuple[int, float, float]:
     """Optimizer steps `start` .. `job.steps` of `model`: each over `grad_accum` micro-batches of
     `loss_of(batch)` (a dict of named loss tensors; `loss` is minimised, the others are reported),
     clipped, with a progress line per step, validation every `validate_every` steps and a
-    checkpoint every `checkpoint_every`. Returns the tokens seen, the last step's loss and the
-    seconds spent in training steps (validation and checkpoints excluded: tokens/s is training's)."""
+    checkpoint every `checkpoint_every`; with `early`, it stops once its metric has not improved
+    for its patience, keeping the best weights on disk (`early.restore_best` puts them back).
+    Returns the tokens seen, the last step's loss and the seconds spent in training steps
+    (validation and checkpoints excluded: tokens/s is training's)."""
     import torch
 
     tokens = 0
@@ -431,7 +675,7 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
             (terms["loss"] / job.grad_accum).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / job.grad_accum
-            tokens += int(batch["attention_mask"].sum())
+            tokens += batch_tokens(batch)
         torch.nn.utils.clip_grad_norm_(trainable(model), 1.0)
         optimizer.step()
         scheduler.step()
@@ -439,12 +683,22 @@ def train_steps(job: Job, model, batches: Batches, optimizer, scheduler, device,
         done = step + 1
         seconds += time.perf_counter() - started
         point: dict[str, Any] = {"step": done, "totalSteps": job.steps, **{name: round(value, 6) for name, value in sums.items()}, "lr": scheduler.get_last_lr()[0], "tokensPerSec": round(tokens / max(seconds, 1e-9), 1), "peakMemoryBytes": peak_memory_bytes(device)}
-        if validation and is_main_process() and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps):
-            point.update({k: round(v, 6) for k, v in evaluate(model, batches, validation, job, job.validation_batches).items()})
+        validating = bool(validation) and job.validate_every > 0 and (done % job.validate_every == 0 or done == job.steps)
+        measured: dict[str, float] = {}
+        if validating and (parallel.validates if parallel else is_main_process()):
+            measured = evaluate(model, batches, validation, job, job.validation_batches)
+            point.update({k: round(v, 6) for k, v in measured.items()})
+        # Every process takes the decision (on rank 0's value), so all of them stop at the same step.
+        stop = early is not None and validating and early.observe(done, measured, model, device, parallel)
         emit("progress", **point)
-        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps and is_main_process():
+        if stop:
+            early.stopped_at = done
+            break
+        if job.checkpoint_every > 0 and done % job.checkpoint_every == 0 and done < job.steps and (is_main_process() or (parallel is not None and parallel.sharded)):
             target = Path(job.checkpoint_dir) / f"step-{done:08d}"
-            save_checkpoint(target, done, model, optimizer, scheduler)
+            save_checkpoint(target, done, model, optimizer, scheduler, parallel)
+            if early is not None and is_main_process():
+                early.save(target)
             emit("checkpoint", step=done, dir=str(target))
     return tokens, last_loss, seconds
 
@@ -454,6 +708,19 @@ def window_records(records, tokenizer, job: Job) -> list[dict[str, Any]]:
     if not 0 <= job.window_overlap < job.max_length // 2:
         raise BadInput(f"windowOverlap {job.window_overlap} must be at least 0 and less than half of maxLength {job.max_length}")
     return [{**record, "input_ids": ids, "window": k} for record in records for k, ids in enumerate(windows(tokenizer, record["text"], job.max_length, job.window_overlap))]
+
+
+def pack_records(records, tokenizer, job: Job) -> list[dict[str, Any]]:
+    """sft conversations packed several to a row of at most max_length tokens (chat.pack_sft): the rows Batches draws from."""
+    from .chat import ChatFormatError, pack_sft
+
+    try:
+        rows = pack_sft(tokenizer, records, job.max_length)
+    except ChatFormatError as err:
+        raise BadInput(str(err)) from err
+    if not rows:
+        raise BadInput(f"packing: none of the {len(records)} train conversations has two tokens or more to learn from")
+    return rows
 
 
 def materialize_from_model(job: Job) -> None:
@@ -492,51 +759,62 @@ def run(job: Job) -> dict[str, Any]:
     model, tokenizer = load_base(job)
     if job.long_records == "windows":
         train, validation = window_records(train, tokenizer, job), window_records(validation, tokenizer, job)
-    model = with_lora(model, job)
+    if job.packing:
+        train = pack_records(train, tokenizer, job)
+    model = with_lora(with_checkpointing(model, job), job)
     rank, world, device = init_distributed()
+    parallel = Parallel(job.parallel, rank, world, device)
     if job.batch_size % world:
         raise BadInput(f"batchSize {job.batch_size} must divide evenly among the {world} data-parallel processes (resources.gpu)")
+    if parallel.sharded and qlora(job):
+        raise BadInput("parallel fsdp with QLoRA (lora.bits) is not supported: bitsandbytes' 4-bit weights cannot be sharded here; use parallel ddp, or LoRA without bits")
     if not qlora(job):  # a 4-bit model is placed on its GPU as it loads, and cannot move
         model.to(device)
     model.train()
     parameters = sum(p.numel() for p in model.parameters())
     trainable_parameters = sum(p.numel() for p in trainable(model))
+    if job.resume_dir:
+        load_weights(Path(job.resume_dir), model)
+    # The module the loss goes through: the model, DDP's wrapper, or the model sharded in place (the optimizer then holds shards).
+    forward = parallel.wrap(model)
     optimizer = torch.optim.AdamW(trainable(model), lr=job.lr, weight_decay=job.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(job))
     batches = Batches(train, tokenizer, job, device, rank, world)
 
+    early = EarlyStopping.of(job)
     start = 0
     resumed_from = None
     if job.resume_dir:
-        start = load_checkpoint(Path(job.resume_dir), model, optimizer, scheduler)
+        start = load_training_state(Path(job.resume_dir), model, optimizer, scheduler, parallel)
         resumed_from = start
-    # Data-parallel: DDP averages the processes' gradients in backward; everything else uses the model itself.
-    forward = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if early is not None:
+            early.resume(Path(job.resume_dir))
 
     started = time.perf_counter()
-    tokens, last_loss, training_seconds = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": forward(**batch).loss})
-    if world > 1:
-        import torch.distributed as dist
-
-        # Tokens of every process; the last loss as the batch's (each process saw its share).
-        totals = torch.tensor([float(tokens), last_loss], device=device)
-        dist.all_reduce(totals)
-        tokens, last_loss = int(totals[0]), float(totals[1]) / world
-        dist.destroy_process_group()
-        if not is_main_process():
-            return {}
+    tokens, last_loss, training_seconds = train_steps(job, model, batches, optimizer, scheduler, device, start, validation, lambda batch: {"loss": forward(**batch).loss * parallel.loss_share(batch, job.objective)}, parallel, early)
+    tokens, last_loss = parallel.gather_totals(tokens, last_loss)
+    if early is not None:
+        early.restore_best(model, parallel)
+    done = (early.stopped_at if early is not None else None) or job.steps
+    final = {}
+    if parallel.sharded:
+        # Every process takes part in a sharded forward; the whole model is then gathered on rank 0, on the CPU.
+        final = evaluate(model, batches, validation, job, 0) if validation else {}
+        whole = parallel.model_state(model)
+    parallel.finish()
+    if not parallel.main:
+        return {}
 
     output = Path(job.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    if job.lora and job.merge_lora:
-        model = model.merge_and_unload()
-    model.save_pretrained(output, safe_serialization=True)
+    if parallel.sharded:
+        save_gathered(job, model, whole, output)
+    else:
+        if job.lora and job.merge_lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(output, safe_serialization=True)
+        final = evaluate(model, batches, validation, job, 0) if validation else {}
     tokenizer.save_pretrained(output)
-    final = evaluate(model, batches, validation, job, 0) if validation else {}
     elapsed = time.perf_counter() - started
     metrics = {
         "engine": "torch",
@@ -544,22 +822,42 @@ def run(job: Job) -> dict[str, Any]:
         "device": device.type,
         "peakMemoryBytes": peak_memory_bytes(device),
         "objective": job.objective,
-        "steps": job.steps,
+        "steps": done,
         "parameters": parameters,
         "trainableParameters": trainable_parameters,
         "trainableFraction": round(trainable_parameters / parameters, 4),
         "tokensPerSec": round(tokens / max(training_seconds, 1e-9), 1),
         "trainingSeconds": round(training_seconds, 3),
         "wallSeconds": round(elapsed, 3),
-        "finalLoss": round(last_loss, 6),
+        "finalLoss": round(last_loss, 6) if math.isfinite(last_loss) else None,  # None: no step was taken (steps 0)
         "final": {k: round(v, 6) for k, v in final.items()},
         "adapter": bool(job.lora),
         "processes": world,
+        "gradientCheckpointing": job.gradient_checkpointing,
+        **({"parallel": job.parallel, "shardedUnits": parallel.units} if world > 1 else {}),
     }
     if resumed_from is not None:
         metrics["resumedFromStep"] = resumed_from
+    if early is not None:
+        metrics.update(early.report(done))
+    if job.packing:
+        from .chat import packing_metrics
+
+        metrics.update(packing_metrics(train, job.max_length))
     emit("metrics", **metrics)
     return metrics
+
+
+def save_gathered(job: Job, model, whole: dict[str, Any], output: Path) -> None:
+    """Saves the whole state a sharded run gathered, as an unsharded run saves its model. Adapters to
+    merge are merged in a fresh copy of the model built on the CPU (the sharded one cannot be)."""
+    if not (job.lora and job.merge_lora):
+        model.save_pretrained(output, safe_serialization=True, state_dict=whole)
+        return
+    fresh, _ = load_base(job)
+    fresh = with_lora(fresh, job)
+    fresh.load_state_dict(whole)
+    fresh.merge_and_unload().save_pretrained(output, safe_serialization=True)
 
 
 def exit_with_parent() -> None:

@@ -11,14 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import unittest
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from tempered_torch.chat import IGNORE, encode_sft, prompt_ids, sft_example
-from tests.tiny_base import tiny_llama
+from tests.tiny_base import TinyChatModelCase, tiny_llama
 
 HERE = Path(__file__).resolve().parent.parent
 
@@ -34,18 +31,7 @@ def run_module(name: str, job: dict, work: Path) -> tuple[int, list[dict], str]:
     return done.returncode, [json.loads(l) for l in done.stdout.splitlines() if l.startswith('{"tempered"')], done.stderr
 
 
-class SftTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.base = Path(cls.tmp.name) / "base"
-        tiny_llama(cls.base)
-        cls.tokenizer = AutoTokenizer.from_pretrained(cls.base)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.tmp.cleanup()
-
+class SftTest(TinyChatModelCase, unittest.TestCase):
     def test_labels_are_the_assistant_tokens_only(self) -> None:
         ids, labels = sft_example(self.tokenizer, conversation(1), 64)
         learned = [t for t in labels if t != IGNORE]
@@ -90,6 +76,30 @@ class SftTest(unittest.TestCase):
             self.assertIsInstance(row["generated"], str)
             self.assertGreater(row["nll"], 0)
             self.assertEqual(row["tokens"], 4 if row["id"] in {f"r{i}" for i in range(1, 12, 2)} else 3)
+
+    def test_zero_steps_store_the_base_as_a_baseline(self) -> None:
+        """steps 0: no training; with LoRA the adapters stay at zero, so the model answers as its base does."""
+        work = Path(self.tmp.name) / "zero"
+        work.mkdir()
+        records = work / "train.jsonl"
+        records.write_text("".join(json.dumps(conversation(i)) + "\n" for i in range(6)))
+        code, lines, err = run_module("finetune", {"objective": "sft", "base": {"dir": str(self.base)}, "train": str(records), "validation": str(records), "output_dir": str(work / "out"), "checkpoint_dir": str(work / "ck"), "steps": 0, "batch_size": 2, "max_length": 32, "validate_every": 1, "lora": {"rank": 2, "alpha": 4}}, work)
+        self.assertEqual(code, 0, err[-2000:])
+        self.assertEqual([l["tempered"] for l in lines], ["metrics"])  # no step, no checkpoint
+        metrics = lines[0]
+        self.assertEqual((metrics["steps"], metrics["finalLoss"]), (0, None))
+        self.assertGreater(metrics["final"]["valLoss"], 0)
+        from safetensors.torch import load_file
+
+        adapters = load_file(str(work / "out" / "adapter_model.safetensors"))
+        self.assertTrue(all(float(t.abs().max()) == 0 for k, t in adapters.items() if "lora_B" in k))
+        generations = {}
+        for name, job in (("adapter", {"model_dir": str(work / "out"), "adapter": True, "base": {"dir": str(self.base)}}), ("base", {"model_dir": str(self.base)})):
+            job = {**job, "objective": "sft", "records": {"test": str(records)}, "out_dir": str(work / name), "max_length": 32, "max_new_tokens": 4}
+            code, _, err = run_module("predict", job, work)
+            self.assertEqual(code, 0, err[-2000:])
+            generations[name] = [(r["generated"], round(r["nll"], 4)) for r in map(json.loads, (work / name / "test.jsonl").read_text().splitlines())]
+        self.assertEqual(generations["adapter"], generations["base"])
 
     def test_a_causal_lm_continues_the_first_half_of_each_text(self) -> None:
         work = Path(self.tmp.name) / "lm"

@@ -54,6 +54,26 @@ def tiny_llama(directory: Path, chat_template: bool = True) -> None:
     LlamaForCausalLM(config).save_pretrained(directory, safe_serialization=True)
 
 
+class TinyChatModelCase:
+    """A test-case mixin: a tiny chat Llama (tiny_llama) in a temporary directory for the whole class,
+    as `cls.base`, with its tokenizer as `cls.tokenizer`."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        import tempfile
+
+        from transformers import AutoTokenizer
+
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.base = Path(cls.tmp.name) / "base"
+        tiny_llama(cls.base)
+        cls.tokenizer = AutoTokenizer.from_pretrained(cls.base)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.tmp.cleanup()
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1])
     target.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,7 @@ stages:
   windowed: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 8, longRecords: windows, windowOverlap: 2 }
   evaluate-windowed: { type: evaluate, input: split, model: windowed, robustness: false }
   parallel: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 16, processes: 2 }
+  sharded: { type: finetune, input: split, from: adapters, objective: classify, steps: 2, batchSize: 4, maxLength: 16, processes: 2, parallel: fsdp, lora: { rank: 4, targets: [query, value] }, optimizer: { lr: 0.001 } }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -132,6 +133,10 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
 
   // Data-parallel: two processes (torchrun, gloo on this CPU worker), rank 0 reporting.
   expect(summary.stages.parallel.metrics).toMatchObject({ engine: 'torch', processes: 2, steps: 2, curve: { points: 2 } });
+  // Sharded (FSDP2): adapters over a model split across the two processes, gathered whole on rank 0 and stored merged.
+  expect(summary.stages.sharded.metrics).toMatchObject({ engine: 'torch', processes: 2, parallel: 'fsdp', steps: 2, from: 'adapters' });
+  expect(summary.stages.sharded.metrics.shardedUnits).toBeGreaterThan(1);
+  expect(summary.stages.sharded.outputs.map((o) => o.name)).toContain('hf/model.safetensors');
 
   // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
   expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });

