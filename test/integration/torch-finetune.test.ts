@@ -68,6 +68,7 @@ stages:
   evaluate-windowed: { type: evaluate, input: split, model: windowed, robustness: false }
   parallel: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 2, batchSize: 4, maxLength: 16, processes: 2 }
   sharded: { type: finetune, input: split, from: adapters, objective: classify, steps: 2, batchSize: 4, maxLength: 16, processes: 2, parallel: fsdp, lora: { rank: 4, targets: [query, value] }, optimizer: { lr: 0.001 } }
+  early: { type: finetune, input: split, base: tiny-base, objective: classify, steps: 12, batchSize: 4, maxLength: 16, validateEvery: 2, earlyStopping: { metric: valF1, patience: 1 }, optimizer: { lr: 0.01 } }
   evaluate: { type: evaluate, input: split, model: tune }
   evaluate-adapters: { type: evaluate, input: split, model: adapters, robustness: false }
 `;
@@ -137,6 +138,14 @@ test('a pretrained checkpoint is fine-tuned by the torch engine and stored as a 
   expect(summary.stages.sharded.metrics).toMatchObject({ engine: 'torch', processes: 2, parallel: 'fsdp', steps: 2, from: 'adapters' });
   expect(summary.stages.sharded.metrics.shardedUnits).toBeGreaterThan(1);
   expect(summary.stages.sharded.outputs.map((o) => o.name)).toContain('hf/model.safetensors');
+
+  // Early stopping: the tfjs engine's rule and names; the model is the best validation's.
+  const early = summary.stages.early.metrics as Record<string, any>;
+  expect(early).toMatchObject({ engine: 'torch', bestStep: expect.any(Number), stoppedEarly: expect.any(Boolean) });
+  expect(early.bestStep % 2).toBe(0);
+  expect(early.bestStep).toBeLessThanOrEqual(early.steps);
+  expect(early.steps).toBe(early.stoppedEarly ? early.bestStep + 2 : 12);
+  expect(early.final.valF1).toBeCloseTo(early.bestMetric, 4);
 
   // A LoRA-only model continues as its base with the adapters merged: a whole model, the labels kept.
   expect(summary.stages.continued.metrics).toMatchObject({ engine: 'torch', from: 'adapters', labels: ['ham', 'spam'], trainableFraction: 1 });

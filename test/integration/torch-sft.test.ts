@@ -69,8 +69,31 @@ stages:
     batchSize: 4
     maxLength: 48
     optimizer: { lr: 0.01 }
+  packed:
+    type: finetune
+    input: split
+    base: chat-base
+    objective: sft
+    sft: { prompt: "write the subject line of this mail {text}", response: "{meta.subject}", system: "team" }
+    packing: true
+    gradientCheckpointing: true
+    steps: 2
+    batchSize: 2
+    maxLength: 128
+    lora: { rank: 2, alpha: 4 }
+    optimizer: { lr: 0.01 }
+  baseline:
+    type: finetune
+    input: split
+    base: chat-base
+    objective: sft
+    sft: { prompt: "write the subject line of this mail {text}", response: "{meta.subject}", system: "team" }
+    maxLength: 48
+    lora: { rank: 2, alpha: 4 }
+    steps: 0
   evaluate-lora: { type: evaluate, input: split, model: lora, metrics: [perplexity, bleu, rouge], maxNewTokens: 6 }
   evaluate-full: { type: evaluate, input: split, model: full, metrics: [perplexity, bleu, rouge], maxNewTokens: 6 }
+  evaluate-baseline: { type: evaluate, input: split, model: baseline, metrics: [perplexity], maxNewTokens: 6 }
 `;
 
 async function runSpec(text: string): Promise<RunSummary> {
@@ -104,6 +127,15 @@ test('sft on conversations built from mails: LoRA adapters trained on the reply,
   expect(full.rouge.rougeL).toBeGreaterThan(0.5);
   const report = await writeRunReport(summary, await mkdtemp(path.join(os.tmpdir(), 'tempered-sft-report-')), h.store);
   expect(report.model.lifts.find((l) => l.metric === 'rougeL')).toMatchObject({ comparison: 'full vs lora', interval: { ok: true, records: rows.length } });
+
+  // Packing: several conversations per 128-token row; activation checkpointing on.
+  const packed = summary.stages.packed.metrics as Record<string, any>;
+  expect(packed).toMatchObject({ engine: 'torch', objective: 'sft', steps: 2, gradientCheckpointing: true });
+  expect(packed.packedConversations).toBeGreaterThan(packed.packedRows);
+  expect(packed.packingEfficiency).toBeGreaterThan(0.5);
+  // steps 0: the base stored untrained (adapters at zero), scored like any model.
+  expect(summary.stages.baseline.metrics).toMatchObject({ engine: 'torch', steps: 0, finalLoss: null });
+  expect(summary.stages['evaluate-baseline'].metrics.perplexity).toBeGreaterThan(1);
 
   // The stored adapter loads with plain transformers + peft over the base, and generates.
   const local = path.join(dir, 'adapter');
