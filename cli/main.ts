@@ -17,7 +17,7 @@ import { exitAfterFlush, keepStdoutForJson } from './output';
 // Temporal client, the AWS SDK, tfjs) only when it runs, so `--help` and `validate` start fast.
 
 /** Errors that mean the user's input (spec, arguments, names) is wrong: exit 2, message only. */
-const BAD_INPUT_ERRORS = new Set(['SpecValidationError', 'UsageError', 'InvalidRunIdError', 'ScheduleInputError', 'RegistryError']);
+const BAD_INPUT_ERRORS = new Set(['SpecValidationError', 'UsageError', 'InvalidRunIdError', 'ScheduleInputError', 'RegistryError', 'ExportError']);
 
 export function program(): Command {
   const cli = new Command('tempered')

@@ -97,7 +97,8 @@ interface Pass {
   seed: number;
 }
 
-const LN_EPS = 1e-5;
+/** LayerNorm's epsilon (GPT-2's `layer_norm_epsilon`). */
+export const LN_EPS = 1e-5;
 
 const layerNormImpl = tf.customGrad((xIn, gammaIn, betaIn, save) => {
   const [x, gamma, beta] = [xIn as tf.Tensor2D, gammaIn as tf.Tensor1D, betaIn as tf.Tensor1D];

@@ -125,3 +125,24 @@ export async function rollback(store: ArtifactStore, name: string, reason?: stri
   await store.put(aliasesKey(name), JSON.stringify(next, null, 2), 'application/json');
   return next;
 }
+
+/**
+ * The version a reference names: `<name>` or `<name>@champion` (the champion), `<name>@previous`,
+ * `<name>@<n>` or `<name>@v<n>`. What serving and export take, so that they follow the aliases.
+ */
+export async function resolveReference(store: ArtifactStore, reference: string): Promise<ModelVersion> {
+  const at = reference.lastIndexOf('@');
+  const [name, tag] = at < 0 ? [reference, 'champion'] : [reference.slice(0, at), reference.slice(at + 1)];
+  checkName(name);
+  const numbered = /^v?(\d+)$/.exec(tag);
+  if (numbered) return getVersion(store, name, Number(numbered[1]));
+  if (tag !== 'champion' && tag !== 'previous') throw new RegistryError(`model reference ${JSON.stringify(reference)}: after "@" give champion, previous or a version number (e.g. ${name}@3)`);
+  const aliases = await getAliases(store, name);
+  const version = aliases[tag];
+  if (version === undefined) {
+    const versions = await listVersions(store, name);
+    if (versions.length === 0) throw new RegistryError(`no model "${name}" is registered ("tempered models list" shows the registry)`);
+    throw new RegistryError(`model "${name}" has no ${tag} yet (versions: ${versions.join(', ')}); name a version, e.g. ${name}@${versions[versions.length - 1]}, or promote one`);
+  }
+  return getVersion(store, name, version);
+}

@@ -1,6 +1,7 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { checkRunArgument } from '../../pipelines/run-id';
-import { integerArgument, openStore, stateDirOf, UsageError, withClient, withStore } from './shared';
+import * as path from 'node:path';
+import { integerArgument, log, openStore, stateDirOf, UsageError, withClient, withStore } from './shared';
 
 export function registerModels(cli: Command): void {
   const models = cli.command('models').description('the model registry in the store: versions, champion and previous aliases');
@@ -80,6 +81,35 @@ export function registerModels(cli: Command): void {
         const { promote } = await registry();
         const a = await promote(store, name, version, opts.reason);
         console.log(`${name}: champion v${a.champion}, previous ${a.previous === undefined ? '-' : `v${a.previous}`}`);
+      }),
+    );
+  models
+    .command('export')
+    .description('write a registered model in a format serving tools load: a Hugging Face checkpoint, PEFT adapters or GGUF')
+    .argument('<model>', 'name[@champion|@previous|@<version>] (default the champion); LoRA adapters need their base: a relative base path is found from the current directory')
+    .addOption(new Option('--format <format>', 'hf (checkpoint directory; adapters merged), peft (LoRA adapters) or gguf (llama.cpp / Ollama)').choices(['hf', 'peft', 'gguf']).makeOptionMandatory())
+    .addOption(new Option('--type <type>', 'gguf weight type (default f16)').choices(['f16', 'q8_0']))
+    .requiredOption('--out <dir|s3://bucket/prefix/>', 'a new or empty directory, or an S3 prefix')
+    .option('--json', 'print one JSON document: the files written and their sha256')
+    .action(async (reference: string, opts: { format: 'hf' | 'peft' | 'gguf'; type?: 'f16' | 'q8_0'; out: string; json?: boolean }) =>
+      withStore(cli, async (store) => {
+        const [{ resolveReference }, { exportModel }, { ensurePythonEnv }] = await Promise.all([registry(), import('../../activities/export'), import('../../infra/python-env')]);
+        const version = await resolveReference(store, reference);
+        const env = await ensurePythonEnv({ log });
+        const result = await exportModel(store, version.outputs, {
+          format: opts.format,
+          ggufType: opts.type,
+          out: opts.out.startsWith('s3://') ? opts.out : path.resolve(opts.out),
+          python: env.python,
+          source: { model: version.name, version: version.version, lineage: version.lineage },
+        });
+        if (opts.json) {
+          const { printJson } = await import('../output');
+          return printJson({ model: version.name, version: version.version, ...result });
+        }
+        const bytes = result.files.reduce((n, f) => n + f.bytes, 0);
+        console.log(`exported ${version.name} v${version.version} (${result.engine}${result.architecture ? `, ${result.architecture}` : ''}) as ${opts.format}${opts.type ? ` ${opts.type}` : ''} to ${result.out}: ${result.files.length} files, ${(bytes / 1048576).toFixed(1)} MiB`);
+        for (const note of result.notes) console.log(`  ${note}`);
       }),
     );
   models

@@ -27,6 +27,11 @@ export async function makeTinyChatBase(python: string, dir: string): Promise<voi
   await run(python, [path.join(PYTHON_DIR, 'tests', 'tiny_base.py'), dir, 'llama'], { env: pythonRunEnv() });
 }
 
+/** A tiny Llama checkpoint directory with a byte-level BPE tokenizer (GGUF's gpt2 vocabulary) and a ChatML template (python/tests/tiny_base.py bpe-llama). */
+export async function makeTinyBpeBase(python: string, dir: string): Promise<void> {
+  await run(python, [path.join(PYTHON_DIR, 'tests', 'tiny_base.py'), dir, 'bpe-llama'], { env: pythonRunEnv() });
+}
+
 /** `count` mails with a Subject header under `<dir>/mail/<i>.eml`, in the tiny chat base's vocabulary: the subject follows from the body. */
 export async function writeTinyMailsWithSubjects(dir: string, count: number): Promise<void> {
   await mkdir(path.join(dir, 'mail'), { recursive: true });

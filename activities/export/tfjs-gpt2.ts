@@ -1,0 +1,142 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { pythonRunEnv } from '../../infra/python-env';
+import type { ArtifactRef } from '../../workflows/types';
+import { packWeights } from '../ml/checkpoint';
+import { LN_EPS, type ResolvedModelConfig } from '../ml/model';
+import type { BpeTokenizer } from '../ml/tokenizer';
+import type { ArtifactStore } from '../store';
+import { DESCRIPTOR } from '../torch/common';
+import { loadModelArtifacts, type ModelDescriptor } from '../training/model-artifacts';
+import { ExportError } from './errors';
+
+// A tfjs-engine model as a Hugging Face GPT-2 checkpoint directory that plain `transformers` loads
+// (GPT2LMHeadModel / AutoTokenizer .from_pretrained) and that computes the same logits.
+//
+// The model (activities/ml/model.ts) is GPT-2's architecture: learned positions, pre-LN blocks,
+// fused q/k/v, [in, out] weights like GPT-2's Conv1D and GPT-2's weight names, the LM head tied to
+// wte. What has to be matched by hand:
+//   - GELU is the tanh approximation: GPT-2's `gelu_new` (not `gelu`, the exact erf form);
+//   - LayerNorm's epsilon, LN_EPS (1e-5);
+//   - the MLP width, mlpRatio·dModel (`n_inner`), and dropout for anyone who fine-tunes on.
+// Quantized models are exported dequantized (what Tempered itself computes with), LoRA models with
+// their adapters merged (Tempered's own mergeLora).
+//
+// Classifiers: Tempered's head averages the final hidden states over the non-pad positions, while
+// GPT2ForSequenceClassification reads the last non-pad position's: loaded that way the scores would
+// silently differ. So a classifier exports as GPT2Model (its body, which plain transformers loads)
+// plus `classifier.safetensors` (`score.weight` [classes, dModel], `score.bias`), with id2label and
+// the pooling written into config.json: logits = mean(last_hidden_state[:length]) · scoreᵀ + bias.
+//
+// The tokenizer (activities/ml/tokenizer.ts) is byte-level BPE with GPT-2's pre-tokenizer, so it
+// maps onto a `tokenizers` BPE model with a ByteLevel pre-tokenizer (add_prefix_space false) and the
+// same vocabulary and merges; `split_special_tokens` keeps "<eos>" in text encoded as text, as
+// Tempered does. What cannot map exactly (python/tempered_torch/export_tfjs.py refuses it): a
+// special token spelled like an ordinary token the tokenizer also has, since a Hugging Face
+// vocabulary holds one id per spelling. Merges never cross pre-tokens, so only a special token
+// that is one pre-token (all letters, all digits or all symbols, like "##") can clash; "<eos>"
+// (symbols, letters, symbols) and the other defaults never do. Known limit: the pre-tokenizer's \p{L}/\p{N} classes come from each
+// side's Unicode tables (Node's ICU, Oniguruma's), which may disagree on characters assigned in
+// the newest Unicode versions.
+
+/** What exportTfjsModel wrote. */
+export interface TfjsExport {
+  /** File names in the output directory, sorted. */
+  files: string[];
+  /** The transformers class to load it with: GPT2LMHeadModel, or GPT2Model for a classifier. */
+  architecture: string;
+  /** What a user should know: merged adapters, dequantized weights, a classifier's head. */
+  notes: string[];
+}
+
+/** GPT2Config's values for a Tempered model config; ids from its tokenizer. */
+export function gpt2Config(config: ResolvedModelConfig, tokenizer: BpeTokenizer): Record<string, unknown> {
+  return {
+    vocab_size: config.vocabSize,
+    n_positions: config.context,
+    n_embd: config.dModel,
+    n_layer: config.layers,
+    n_head: config.heads,
+    n_inner: config.mlpRatio * config.dModel,
+    activation_function: 'gelu_new', // model.ts's gelu is the tanh approximation
+    layer_norm_epsilon: LN_EPS,
+    embd_pdrop: config.dropout,
+    attn_pdrop: config.dropout,
+    resid_pdrop: config.dropout,
+    scale_attn_weights: true,
+    scale_attn_by_inverse_layer_idx: false,
+    reorder_and_upcast_attn: false,
+    tie_word_embeddings: true,
+    bos_token_id: tokenizer.bosId,
+    eos_token_id: tokenizer.eosId,
+    pad_token_id: tokenizer.padId,
+  };
+}
+
+/**
+ * Writes the tfjs model whose stage outputs (or registry version outputs) are `outputs` into
+ * `outDir` as config.json, model.safetensors, generation_config.json (language models),
+ * classifier.safetensors (classifiers), tokenizer.json and tokenizer_config.json. `python` is
+ * Tempered's Python environment's interpreter (ensurePythonEnv).
+ */
+export async function exportTfjsModel(store: ArtifactStore, outputs: Record<string, ArtifactRef>, outDir: string, python: string): Promise<TfjsExport> {
+  if (outputs[DESCRIPTOR]) throw new ExportError(`these outputs are a torch model (${DESCRIPTOR}), not a tfjs one: export them with exportModel, which writes the stored Hugging Face checkpoint`);
+  const missing = ['model', 'weights', 'tokenizer'].filter((name) => !outputs[name]);
+  if (missing.length > 0) {
+    throw new ExportError(`not a tfjs model: no ${missing.join(', ')} output (outputs: ${Object.keys(outputs).join(', ') || 'none'}); export a finetune, distill or quantize stage, or a registered model`);
+  }
+  const descriptor = await store.readJson<ModelDescriptor>(outputs.model);
+  if (descriptor.format !== 'tempered-model' || descriptor.version !== 1) {
+    throw new ExportError(`${outputs.model.uri} is not a tfjs model descriptor (format ${JSON.stringify(descriptor.format)}, version ${JSON.stringify(descriptor.version)}; expected tempered-model v1)`);
+  }
+  const notes: string[] = [];
+  if (descriptor.lora) notes.push(`LoRA adapters (rank ${descriptor.lora.options.rank}, ${descriptor.lora.options.targets.join(', ')}) merged into the weights`);
+  if (descriptor.quantized) notes.push('int8 weights exported dequantized to float32: the values Tempered computes with, at float32 size');
+
+  const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-tfjs-gpt2-'));
+  try {
+    const loaded = await loadModelArtifacts(store, outputs, { merge: true });
+    let job: Record<string, unknown>;
+    try {
+      const { gpt, tokenizer, labels } = loaded;
+      if (tokenizer.vocabSize > gpt.config.vocabSize) {
+        throw new ExportError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${gpt.config.vocabSize} embeddings: the outputs mix a model and another tokenizer`);
+      }
+      const classifier = descriptor.objective === 'classify';
+      if (classifier && !labels?.length) throw new ExportError(`${outputs.model.uri} is a classifier without labels; it cannot name its classes in config.json`);
+      const weights = gpt.getWeights();
+      if (!classifier) for (const name of Object.keys(weights)) if (name.startsWith('cls.')) delete weights[name]; // an LM's unused head
+      const { index, data } = packWeights(weights);
+      await writeFile(path.join(work, 'weights.bin'), data);
+      job = { weights: 'weights.bin', tensors: index.tensors, gpt2: gpt2Config(gpt.config, tokenizer), tokenizer: tokenizer.toJSON(), labels: classifier ? labels : undefined, out_dir: path.resolve(outDir) };
+      if (classifier) notes.push(`classifier: load the body with GPT2Model; its head (${labels!.length} classes) is classifier.safetensors over the mean of the final hidden states at the non-pad positions (no transformers class pools that way)`);
+    } finally {
+      loaded.gpt.dispose();
+    }
+    const jobFile = path.join(work, 'job.json');
+    await writeFile(jobFile, JSON.stringify(job));
+    const result = await runExportTfjs(python, jobFile, work);
+    return { files: result.files, architecture: result.architecture, notes };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** `python -m tempered_torch.export_tfjs <job>`: its result line; exit 3 (bad input) becomes an ExportError. */
+async function runExportTfjs(python: string, jobFile: string, work: string): Promise<{ files: string[]; architecture: string }> {
+  try {
+    const { stdout } = await promisify(execFile)(python, ['-m', 'tempered_torch.export_tfjs', jobFile], { env: pythonRunEnv(), cwd: work, maxBuffer: 16 * 1024 * 1024 });
+    const line = stdout.split('\n').find((l) => l.startsWith('{"tempered"'));
+    if (!line) throw new Error(`tempered_torch.export_tfjs printed no result line:\n${stdout.slice(-2000)}`);
+    return JSON.parse(line) as { files: string[]; architecture: string };
+  } catch (err) {
+    const failed = err as { code?: number; stderr?: string };
+    if (failed.code === undefined) throw err;
+    const tail = (failed.stderr ?? '').trim().split('\n').slice(-5).join('\n');
+    if (failed.code === 3) throw new ExportError(tail.replace(/^tempered_torch: /, ''));
+    throw new Error(`tempered_torch.export_tfjs failed (exit ${failed.code}):\n${tail}`);
+  }
+}
