@@ -1,17 +1,15 @@
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { pythonRunEnv } from '../../infra/python-env';
 import type { ArtifactRef } from '../../workflows/types';
 import { createStore, storeConfigFromEnv, type ArtifactStore } from '../store';
 import { DESCRIPTOR, downloadFiles, HF_PREFIX, listFiles, mediaTypeOf, type TorchModelDescriptor } from '../torch/common';
+import { describeFile } from '../torch/base';
 import { adapterBase } from '../torch/model';
 import { ExportError } from './errors';
 import { exportGguf } from './gguf';
+import { runExportModule } from './python';
 
 export { ExportError };
 import { exportTfjsModel } from './tfjs-gpt2';
@@ -112,7 +110,9 @@ async function exportTorch(store: ArtifactStore, outputs: Record<string, Artifac
   if (descriptor.adapter) {
     const base = await adapterBase(descriptor, options.specDir ?? process.cwd(), options.python);
     const job = { model_dir: stored, objective: descriptor.objective, labels: descriptor.labels ?? [], adapter: true, base, max_length: descriptor.maxLength ?? 128, out_dir: hfDir };
-    architecture = (await runPython(options.python, 'export_hf', job, work)).architecture as string | undefined;
+    const jobFile = path.join(work, 'export_hf.json');
+    await writeFile(jobFile, JSON.stringify(job));
+    ({ architecture } = await runExportModule<{ architecture?: string }>(options.python, 'export_hf', [jobFile], work));
     notes.push(`LoRA adapters merged into their base ${descriptor.base?.reference}`);
   } else {
     await cp(stored, hfDir, { recursive: true });
@@ -167,17 +167,7 @@ async function checkEmpty(dir: string): Promise<void> {
 }
 
 async function describeFiles(dir: string): Promise<ExportedFile[]> {
-  const files: ExportedFile[] = [];
-  for (const name of await listFiles(dir)) {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for await (const chunk of createReadStream(path.join(dir, name))) {
-      hash.update(chunk as Buffer);
-      bytes += (chunk as Buffer).length;
-    }
-    files.push({ name, bytes, sha256: hash.digest('hex') });
-  }
-  return files;
+  return Promise.all((await listFiles(dir)).map((name) => describeFile(dir, name)));
 }
 
 /** Every file of `dir` to `s3://bucket/prefix/<name>`, through the store's S3 client (endpoint and credentials as the store's). */
@@ -187,23 +177,5 @@ async function upload(dir: string, uri: string): Promise<void> {
     for (const name of await listFiles(dir)) await target.put(name, createReadStream(path.join(dir, name)), mediaTypeOf(name));
   } finally {
     await target.close();
-  }
-}
-
-const run = promisify(execFile);
-
-/** `python -m tempered_torch.<module> <job>`: its metrics line; exit 3 (bad input) becomes an ExportError. */
-async function runPython(python: string, module: string, job: Record<string, unknown>, work: string): Promise<Record<string, unknown>> {
-  const jobFile = path.join(work, `${module}.json`);
-  await writeFile(jobFile, JSON.stringify(job));
-  try {
-    const { stdout } = await run(python, ['-m', `tempered_torch.${module}`, jobFile], { env: pythonRunEnv(), cwd: work, maxBuffer: 64 * 1024 * 1024 });
-    const line = stdout.split('\n').find((l) => l.startsWith('{"tempered"'));
-    return line ? (JSON.parse(line) as Record<string, unknown>) : {};
-  } catch (err) {
-    const failed = err as { code?: number; stderr?: string };
-    const tail = (failed.stderr ?? '').trim().split('\n').slice(-5).join('\n');
-    if (failed.code === 3) throw new ExportError(tail.replace(/^tempered_torch: /, ''));
-    throw new Error(`tempered_torch.${module} failed (exit ${failed.code}):\n${tail}`);
   }
 }

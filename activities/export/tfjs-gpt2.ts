@@ -1,9 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { pythonRunEnv } from '../../infra/python-env';
 import type { ArtifactRef } from '../../workflows/types';
 import { packWeights } from '../ml/checkpoint';
 import { LN_EPS, type ResolvedModelConfig } from '../ml/model';
@@ -12,6 +9,7 @@ import type { ArtifactStore } from '../store';
 import { DESCRIPTOR } from '../torch/common';
 import { loadModelArtifacts, type ModelDescriptor } from '../training/model-artifacts';
 import { ExportError } from './errors';
+import { runExportModule } from './python';
 
 // A tfjs-engine model as a Hugging Face GPT-2 checkpoint directory that plain `transformers` loads
 // (GPT2LMHeadModel / AutoTokenizer .from_pretrained) and that computes the same logits.
@@ -118,25 +116,9 @@ export async function exportTfjsModel(store: ArtifactStore, outputs: Record<stri
     }
     const jobFile = path.join(work, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
-    const result = await runExportTfjs(python, jobFile, work);
+    const result = await runExportModule<{ files: string[]; architecture: string }>(python, 'export_tfjs', [jobFile], work);
     return { files: result.files, architecture: result.architecture, notes };
   } finally {
     await rm(work, { recursive: true, force: true });
-  }
-}
-
-/** `python -m tempered_torch.export_tfjs <job>`: its result line; exit 3 (bad input) becomes an ExportError. */
-async function runExportTfjs(python: string, jobFile: string, work: string): Promise<{ files: string[]; architecture: string }> {
-  try {
-    const { stdout } = await promisify(execFile)(python, ['-m', 'tempered_torch.export_tfjs', jobFile], { env: pythonRunEnv(), cwd: work, maxBuffer: 16 * 1024 * 1024 });
-    const line = stdout.split('\n').find((l) => l.startsWith('{"tempered"'));
-    if (!line) throw new Error(`tempered_torch.export_tfjs printed no result line:\n${stdout.slice(-2000)}`);
-    return JSON.parse(line) as { files: string[]; architecture: string };
-  } catch (err) {
-    const failed = err as { code?: number; stderr?: string };
-    if (failed.code === undefined) throw err;
-    const tail = (failed.stderr ?? '').trim().split('\n').slice(-5).join('\n');
-    if (failed.code === 3) throw new ExportError(tail.replace(/^tempered_torch: /, ''));
-    throw new Error(`tempered_torch.export_tfjs failed (exit ${failed.code}):\n${tail}`);
   }
 }

@@ -190,7 +190,8 @@ async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   return names;
 }
 
-async function describeFile(dir: string, name: string): Promise<BaseFile> {
+/** A file's name, sha256 and size, read as a stream. */
+export async function describeFile(dir: string, name: string): Promise<BaseFile> {
   const hash = createHash('sha256');
   let bytes = 0;
   for await (const chunk of createReadStream(path.join(dir, name)) as AsyncIterable<Buffer>) {
