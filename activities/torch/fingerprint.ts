@@ -10,7 +10,7 @@ import { DESCRIPTOR } from './common';
  * when the same job would give different results. With the Python lock's sha256 (the exact
  * torch/transformers/peft builds) it joins every torch stage's cache key.
  */
-export const TORCH_ENGINE_VERSION = 3; // 2: newly initialised modules train in full under LoRA; PEFT's default targets. 3: LoRA on a `from` model is stored merged
+export const TORCH_ENGINE_VERSION = 4; // 2: newly initialised modules train in full under LoRA; PEFT's default targets. 3: LoRA on a `from` model is stored merged. 4: data-parallel language models weight each process's loss by its share of the tokens
 
 async function engineDigest(extra = ''): Promise<string> {
   const env = await ensurePythonEnv({ log: () => {} });
