@@ -181,7 +181,9 @@ export async function getRunSummary(client: Client, workflowId: string): Promise
   // ends at the deadline.
   if (answerable) summary = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(progressQuery)).catch(() => undefined);
   summary ??= await unansweredSummary(client, workflowId, description);
-  if (status !== 'running') return { ...summary, status };
+  // The server's status wins: the query may answer after the workflow finished its stages but before
+  // it closed, and the run is not over (nor its result readable) until it has.
+  if (status !== 'running' || summary.status !== 'running') return { ...summary, status };
   mergePendingActivities(summary, description);
   await explainWaiting(client, summary, description, answerable);
   return summary;
@@ -275,10 +277,13 @@ function fallbackSummary(workflowId: string, description: WorkflowExecutionDescr
   };
 }
 
-function mergePendingActivities(summary: RunSummary, description: WorkflowExecutionDescription): void {
+/** Fills running stages' attempt count, queued state, last heartbeat and last failure from the server's pending activities. */
+export function mergePendingActivities(summary: RunSummary, description: Pick<WorkflowExecutionDescription, 'raw'>): void {
   for (const pending of description.raw.pendingActivities ?? []) {
     const stage = pending.activityId ? summary.stages[pending.activityId] : undefined;
-    if (!stage) continue;
+    // The description was taken before the query: a stage the workflow has since seen end keeps its
+    // final state, without the ended attempt's last heartbeat.
+    if (!stage || (stage.status !== 'running' && stage.status !== 'queued')) continue;
     stage.attempts = pending.attempt ?? stage.attempts;
     // The workflow marks a stage running when it schedules it; the server knows if a worker took it.
     if (pending.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED && stage.status === 'running') stage.status = 'queued';

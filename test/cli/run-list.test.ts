@@ -1,5 +1,8 @@
 import { formatRunList } from '../../cli/run-list';
-import { formatSince, listQuery } from '../../cli/runs';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowExecutionDescription } from '@temporalio/client';
+import { formatSince, listQuery, mergePendingActivities } from '../../cli/runs';
+import type { RunSummary } from '../../workflows/types';
 
 describe('list', () => {
   test('filters become one visibility query on the search attributes and ExecutionStatus', () => {
@@ -28,5 +31,22 @@ describe('list', () => {
     expect(formatSince(new Date('2026-12-03T12:09:15Z'), now)).toBe('2026-12-03 12:09:15 UTC, 45 s ago');
     expect(formatSince(new Date('2026-12-03T12:04:00Z'), now)).toBe('2026-12-03 12:04:00 UTC, 6 min ago');
     expect(formatSince(new Date('2026-12-03T09:10:00Z'), now)).toBe('2026-12-03 09:10:00 UTC, 3.0 h ago');
+  });
+});
+
+describe('status of a running run', () => {
+  const stage = (status: 'running' | 'succeeded') => ({ status, type: 'clean', taskQueue: 'cpu', attempts: 1, cached: false, outputs: [], metrics: {} });
+  const pending = (activityId: string) => ({
+    activityId,
+    attempt: 2,
+    heartbeatDetails: { payloads: [defaultPayloadConverter.toPayload({ phase: 'starting' })] },
+  });
+
+  test("the server's pending attempts fill running stages, never ones the workflow has seen end", () => {
+    // The description is read before the query: a stage can be pending in it and done in the answer.
+    const summary = { runId: 'r', workflowId: 'p--r', pipeline: 'p', status: 'running', startedAt: '', stages: { clean: stage('succeeded'), train: stage('running') } } as RunSummary;
+    mergePendingActivities(summary, { raw: { pendingActivities: [pending('clean'), pending('train')] } } as unknown as Pick<WorkflowExecutionDescription, 'raw'>);
+    expect(summary.stages.train).toMatchObject({ attempts: 2, heartbeat: { phase: 'starting' } });
+    expect(summary.stages.clean).toEqual(stage('succeeded'));
   });
 });
