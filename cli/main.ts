@@ -10,6 +10,7 @@ import { registerServers } from './commands/servers';
 import { registerSetup } from './commands/setup';
 import { EXIT, log, packageVersion } from './commands/shared';
 import { registerValidate } from './commands/validate';
+import { registerServe } from './commands/serve';
 import { registerWorker } from './commands/worker';
 import { exitAfterFlush, keepStdoutForJson } from './output';
 
@@ -17,7 +18,7 @@ import { exitAfterFlush, keepStdoutForJson } from './output';
 // Temporal client, the AWS SDK, tfjs) only when it runs, so `--help` and `validate` start fast.
 
 /** Errors that mean the user's input (spec, arguments, names) is wrong: exit 2, message only. */
-const BAD_INPUT_ERRORS = new Set(['SpecValidationError', 'UsageError', 'InvalidRunIdError', 'ScheduleInputError', 'RegistryError', 'ExportError']);
+const BAD_INPUT_ERRORS = new Set(['SpecValidationError', 'UsageError', 'InvalidRunIdError', 'ScheduleInputError', 'RegistryError', 'ExportError', 'ServeError']);
 
 export function program(): Command {
   const cli = new Command('tempered')
@@ -33,6 +34,7 @@ export function program(): Command {
   registerCycles(cli);
   registerServers(cli);
   registerWorker(cli);
+  registerServe(cli);
   registerSetup(cli);
   for (const command of allCommands(cli)) {
     command.exitOverride();

@@ -6,9 +6,9 @@ import * as path from 'node:path';
 // The local servers are built from their Go modules at pinned versions, once per user, and never
 // downloaded as prebuilt binaries (DESIGN, "Temporal"; "Storage").
 
-/** A Go-built server binary. */
+/** A Go-built binary: the local servers, and kustomize for the deploy manifests' test. */
 export interface GoTool {
-  name: 'temporal' | 'minio';
+  name: 'temporal' | 'minio' | 'kustomize';
   /** `go install` target, pinned. */
   module: string;
   version: string;
@@ -19,6 +19,8 @@ export const TOOLS: Record<GoTool['name'], GoTool> = {
   temporal: { name: 'temporal', module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1' },
   // MinIO publishes no semver tags; this pseudo-version is the 2026-02-12 main commit.
   minio: { name: 'minio', module: 'github.com/minio/minio', version: 'v0.0.0-20260212201848-7aac2a2c5b7c' },
+  // Renders deploy/k8s (test/deploy). v5.8.3 needs a newer Go than 1.26; v5.8.2 builds with it.
+  kustomize: { name: 'kustomize', module: 'sigs.k8s.io/kustomize/kustomize/v5', version: 'v5.8.2' },
 };
 
 /** Per-user cache the binaries are built into. Default `~/.cache/tempered/tools`; `TEMPERED_TOOLS_DIR` overrides. */

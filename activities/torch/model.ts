@@ -44,16 +44,21 @@ export async function fetchModel(ctx: StageContext, name: string, dir: string, p
   return {
     descriptor,
     bytes,
-    job: {
-      model_dir: modelDir,
-      objective: descriptor.objective,
-      labels: descriptor.labels ?? [],
-      adapter: descriptor.adapter,
-      ...(descriptor.quantized ? { quantized: true } : {}),
-      ...(base ? { base } : {}),
-      max_length: descriptor.maxLength ?? 128,
-      ...(descriptor.windows ? { window_overlap: descriptor.windows.overlap } : {}),
-    },
+    job: modelJob(descriptor, modelDir, base),
+  };
+}
+
+/** The job part that loads a stored model from `modelDir` (its files), with its adapters' base. */
+export function modelJob(descriptor: TorchModelDescriptor, modelDir: string, base?: { dir: string; gguf_file?: string }): ModelJob {
+  return {
+    model_dir: modelDir,
+    objective: descriptor.objective,
+    labels: descriptor.labels ?? [],
+    adapter: descriptor.adapter,
+    ...(descriptor.quantized ? { quantized: true } : {}),
+    ...(base ? { base } : {}),
+    max_length: descriptor.maxLength ?? 128,
+    ...(descriptor.windows ? { window_overlap: descriptor.windows.overlap } : {}),
   };
 }
 
