@@ -83,18 +83,23 @@ export async function up(options: UpOptions = {}): Promise<LocalServers & { alre
 }
 
 function startTemporal(binary: string, stateDir: string, ports: Pick<ServerPorts, 'temporal' | 'temporalUi'>): Promise<number> {
-  return startDetached(
-    binary,
-    ['server', 'start-dev', '--db-filename', path.join(stateDir, 'temporal.db'), '--ip', '127.0.0.1',
-      '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
-      // Eager activity dispatch: the worker that completes a workflow task gets the activity it
-      // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
-      '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
-      // Find runs by pipeline in the UI and in `tempered list --pipeline`.
-      ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`])],
-    path.join(stateDir, 'logs', 'temporal.log'),
-    {},
-  );
+  return startDetached(binary, temporalServerArgs(path.join(stateDir, 'temporal.db'), ports), path.join(stateDir, 'logs', 'temporal.log'), {});
+}
+
+/**
+ * The dev server's command line: its SQLite file, and the address it listens on (`host`, default
+ * 127.0.0.1). Only 127.0.0.1 or 0.0.0.0 work: the dev server (CLI v1.5.1) binds its internal services
+ * on `--ip` but dials them at 127.0.0.1, so any other address fails every call past the frontend
+ * (test/support/netns-servers.ts, used by the multi-host test, binds 0.0.0.0).
+ */
+export function temporalServerArgs(dbFile: string, ports: Pick<ServerPorts, 'temporal' | 'temporalUi'>, host = '127.0.0.1'): string[] {
+  return ['server', 'start-dev', '--db-filename', dbFile, '--ip', host,
+    '--port', String(ports.temporal), '--ui-port', String(ports.temporalUi), '--log-level', 'error',
+    // Eager activity dispatch: the worker that completes a workflow task gets the activity it
+    // scheduled in the same response. Measured here: halves per-stage latency (~100 -> ~50 ms).
+    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+    // Find runs by pipeline in the UI and in `tempered list --pipeline`.
+    ...SEARCH_ATTRIBUTES.flatMap((key) => ['--search-attribute', `${key.name}=Keyword`])];
 }
 
 function startMinio(
@@ -103,13 +108,17 @@ function startMinio(
   ports: Pick<ServerPorts, 'minio' | 'minioConsole'>,
   credentials: { accessKeyId: string; secretAccessKey: string },
 ): Promise<number> {
-  return startDetached(
-    binary,
-    ['server', path.join(stateDir, 'minio'), '--address', `127.0.0.1:${ports.minio}`,
-      '--console-address', `127.0.0.1:${ports.minioConsole}`, '--quiet'],
-    path.join(stateDir, 'logs', 'minio.log'),
-    { MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey, MINIO_BROWSER: 'on' },
-  );
+  return startDetached(binary, minioServerArgs(path.join(stateDir, 'minio'), ports), path.join(stateDir, 'logs', 'minio.log'), minioServerEnv(credentials));
+}
+
+/** MinIO's command line: its data folder, and the address it listens on (`host`, default 127.0.0.1; the multi-host test binds its host's address). */
+export function minioServerArgs(dataDir: string, ports: Pick<ServerPorts, 'minio' | 'minioConsole'>, host = '127.0.0.1'): string[] {
+  return ['server', dataDir, '--address', `${host}:${ports.minio}`, '--console-address', `${host}:${ports.minioConsole}`, '--quiet'];
+}
+
+/** MinIO's environment: its root credentials, console on. */
+export function minioServerEnv(credentials: { accessKeyId: string; secretAccessKey: string }): Record<string, string> {
+  return { MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey, MINIO_BROWSER: 'on' };
 }
 
 function waitUntilHealthy(servers: LocalServers, which: 'temporal' | 'minio'): Promise<void> {
@@ -230,7 +239,8 @@ async function healthy(servers: LocalServers): Promise<boolean> {
   return (await temporalHealthy(servers.temporal.address)) && (await minioHealthy(servers.minio.endpoint));
 }
 
-async function temporalHealthy(address: string): Promise<boolean> {
+/** True when the Temporal frontend at `address` (host:port) answers its health check within about a second. */
+export async function temporalHealthy(address: string): Promise<boolean> {
   try {
     const connection = await Connection.connect({ address, connectTimeout: 1000 });
     try {
@@ -244,7 +254,8 @@ async function temporalHealthy(address: string): Promise<boolean> {
   }
 }
 
-async function minioHealthy(endpoint: string): Promise<boolean> {
+/** True when MinIO at `endpoint` (http://host:port) says it is ready within a second. */
+export async function minioHealthy(endpoint: string): Promise<boolean> {
   try {
     const response = await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(1000) });
     return response.ok;

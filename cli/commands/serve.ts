@@ -18,11 +18,12 @@ export function registerServe(cli: Command): void {
     .option('--gpu', 'language models: run on CUDA (node-llama-cpp\'s prebuilt CUDA binary); torch classifiers use CUDA whenever torch sees it')
     .option('--cache-dir <dir>', 'where GGUF conversions and downloaded models are kept', path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'tempered', 'serve'))
     .action(async (reference: string, opts: { host: string; port: number; poll: number; ggufType: 'f16' | 'q8_0'; parallel: number; context: number; threads?: number; gpu?: boolean; cacheDir: string }) => {
-      const [{ ModelSlot }, { loadServedModel }, { startHttpServer }, { ensurePythonEnv }] = await Promise.all([
+      const [{ ModelSlot }, { loadServedModel }, { startHttpServer }, { ensurePythonEnv }, { resolveReference }] = await Promise.all([
         import('../serve/model-slot'),
         import('../serve/load'),
         import('../serve/http'),
         import('../../infra/python-env'),
+        import('../../activities/registry/model-registry'),
       ]);
       const store = await openStore(stateDirOf(cli));
       let python: Promise<string> | undefined;
@@ -39,7 +40,7 @@ export function registerServe(cli: Command): void {
           log,
         });
       let metrics: Awaited<ReturnType<typeof startHttpServer>>['metricsOf'] | undefined;
-      const slot = new ModelSlot(store, reference, load, {
+      const slot = new ModelSlot(() => resolveReference(store, reference), reference, load, {
         loaded: (served, previous, seconds) => {
           log(`serving ${served.version.name} v${served.version.version} on ${served.model.engine} (${previous ? `was v${previous.version.version}; ` : ''}loaded in ${seconds.toFixed(1)} s)`);
           metrics?.swaps.inc();

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { RequestError, type ChatMessage, type GenerateOptions, type Generation, type LanguageModel } from './engine';
 
 // A GGUF language model on llama.cpp through node-llama-cpp (prebuilt binaries from its npm
@@ -38,7 +39,10 @@ export interface LlamaOptions {
 export async function loadLlamaModel(file: string, options: LlamaOptions): Promise<LanguageModel> {
   const { lib, llama } = await llamaRuntime(options.gpu);
   const model = await llama.loadModel({ modelPath: file, ...(options.gpu ? {} : { gpuLayers: 0 }) });
-  const context = await model.createContext({ sequences: options.parallel, contextSize: options.contextSize * options.parallel, ...(options.threads ? { threads: options.threads } : {}) });
+  // Threads default to the cores this process may use: llama.cpp's own default counts the
+  // machine's cores, which in a container limited to fewer oversubscribes them (measured: 12x slower).
+  const threads = options.threads ?? os.availableParallelism();
+  const context = await model.createContext({ sequences: options.parallel, contextSize: options.contextSize * options.parallel, threads });
   const free: Sequence[] = Array.from({ length: options.parallel }, () => context.getSequence());
   const waiting: Array<(s: Sequence) => void> = [];
   const acquire = (): Promise<Sequence> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((resolve) => waiting.push(resolve)));

@@ -1,5 +1,4 @@
-import { resolveReference, type ModelVersion } from '../../activities/registry/model-registry';
-import type { ArtifactStore } from '../../activities/store';
+import type { ModelVersion } from '../../activities/registry/model-registry';
 import type { ServedModel } from './engine';
 
 // The model a server answers with, following a registry reference. `name` or `name@champion`
@@ -36,7 +35,8 @@ export class ModelSlot {
   private closed = false;
 
   constructor(
-    private readonly store: ArtifactStore,
+    /** What the reference names now (the registry: `resolveReference(store, reference)`). */
+    private readonly resolve: () => Promise<ModelVersion>,
     readonly reference: string,
     private readonly load: (version: ModelVersion) => Promise<ServedModel>,
     private readonly events: SlotEvents = {},
@@ -77,7 +77,7 @@ export class ModelSlot {
   private async swapIfMoved(strict: boolean): Promise<void> {
     let version: ModelVersion | undefined;
     try {
-      version = await resolveReference(this.store, this.reference);
+      version = await this.resolve();
       const current = this.current;
       if (current && current.version.version === version.version && !current.model.broken) return;
       const key = `${version.version}:${current?.model.broken ? 'reload' : ''}`;
