@@ -128,8 +128,14 @@ async function exportTorch(store: ArtifactStore, outputs: Record<string, Artifac
 async function exportTfjs(store: ArtifactStore, outputs: Record<string, ArtifactRef>, options: ExportOptions, work: string, dir: string): Promise<Made> {
   if (!outputs.model) throw new ExportError('these outputs hold no model: export a finetune, distill or quantize stage, or a registered model');
   if (options.format === 'peft') throw new ExportError('a tfjs model exports as one Hugging Face checkpoint (GPT-2) with any LoRA adapters merged: use --format hf');
-  if (options.format === 'gguf') throw new ExportError('GGUF export converts Llama-architecture checkpoints; a tfjs model maps onto GPT-2: use --format hf');
-  const made = await exportTfjsModel(store, outputs, dir, options.python);
+  // gguf: the GPT-2 checkpoint first, then llama.cpp's GPT-2 (a classifier has no LM head: refused there).
+  const hfDir = options.format === 'gguf' ? path.join(work, 'hf') : dir;
+  const made = await exportTfjsModel(store, outputs, hfDir, options.python);
+  if (options.format === 'gguf') {
+    if (made.architecture !== 'GPT2LMHeadModel') throw new ExportError(`a tfjs classifier exports as ${made.architecture} with its own head, which llama.cpp does not run: use --format hf`);
+    const type = options.ggufType ?? 'f16';
+    await exportGguf(options.python, hfDir, path.join(dir, `model.${type}.gguf`), type);
+  }
   return { engine: 'tfjs', architecture: made.architecture, notes: made.notes ?? [] };
 }
 

@@ -1,6 +1,6 @@
 // What `tempered serve` serves: one registered model, loaded by the engine that runs it best.
-//   language models (torch causal-lm / sft)  GGUF on llama.cpp (node-llama-cpp): the file Tempered's
-//                                            own exporter writes, continuous batching over parallel
+//   language models (torch causal-lm / sft,  GGUF on llama.cpp (node-llama-cpp): the file Tempered's
+//   tfjs causal-lm as GPT-2)                 own exporter writes, continuous batching over parallel
 //                                            sequences, CPU or CUDA from prebuilt binaries
 //   torch classifiers                        the torch engine, kept loaded in one Python process
 //                                            (python/tempered_torch/serve.py), requests batched

@@ -18,7 +18,7 @@ export async function loadTfjsClassifier(store: ArtifactStore, outputs: Record<s
   const labels = model.labels;
   if (model.descriptor.objective !== 'classify' || !labels) {
     model.gpt.dispose();
-    throw new ServeError(`this tfjs model is a language model trained from scratch (${model.descriptor.objective}); tempered serve runs language models as GGUF, which has no writer for it yet: export it with "tempered models export <name> --format hf" (GPT-2) and serve that with a Hugging Face runtime`);
+    throw new ServeError(`this tfjs model is a ${model.descriptor.objective} model, not a classifier`);
   }
   const { gpt, tokenizer } = model;
   return {

@@ -1,4 +1,4 @@
-"""A Hugging Face Llama checkpoint as one GGUF file (F16 or Q8_0) for llama.cpp and Ollama.
+"""A Hugging Face Llama or GPT-2 checkpoint as one GGUF file (F16 or Q8_0) for llama.cpp and Ollama.
 
     python -m tempered_torch.export_gguf <hf_dir> <out.gguf> [--type f16|q8_0]
 
@@ -40,7 +40,13 @@ from .finetune import EXIT_BAD_INPUT, BadInput, exit_with_parent
 
 TYPES = ("f16", "q8_0")
 
-SUPPORTED = "Llama-architecture decoders (LlamaForCausalLM, e.g. SmolLM2) with a byte-level BPE tokenizer"
+
+def _architectures():
+    import gguf
+
+    return {"llama": gguf.MODEL_ARCH.LLAMA, "gpt2": gguf.MODEL_ARCH.GPT2}
+
+SUPPORTED = "Llama-architecture decoders (LlamaForCausalLM, e.g. SmolLM2) and GPT-2 (GPT2LMHeadModel, what a tfjs model exports as), with a byte-level BPE tokenizer"
 
 # Hugging Face rope types llama.cpp's Llama reads from metadata alone. `llama3` needs a rope_freqs
 # tensor and `yarn` more keys; neither is written here, so such models are refused, not exported wrong.
@@ -178,6 +184,55 @@ def rope_theta(config) -> float:
     return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
 
 
+def llama_hparams(writer, config):
+    """A Llama's hyperparameters as llama.cpp reads them; returns its tensor transform (q/k permuted)."""
+    theta = rope_theta(config)
+    n_head, n_kv_head = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv_head)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_freq_base(theta)
+    writer.add_rope_dimension_count(head_dim)
+    params = getattr(config, "rope_parameters", None) or {}
+    if params.get("rope_type") == "linear":
+        import gguf
+
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(float(params["factor"]))
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+
+    def transform(hf_name: str, data):
+        if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
+            return permute(data, n_head)
+        if hf_name.endswith(("k_proj.weight", "k_proj.bias")):
+            return permute(data, n_kv_head)
+        return data
+
+    return transform
+
+
+def gpt2_hparams(writer, config):
+    """GPT-2's hyperparameters (convert_hf_to_gguf.py's GPT2Model); returns its tensor transform:
+    Conv1D weights, stored [in, out], transposed to llama.cpp's [out, in]. (A tfjs model exports as
+    GPT-2, tanh GELU, which is the GELU llama.cpp's GPT-2 computes.)"""
+    if getattr(config, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise BadInput(f"GPT-2 with activation {config.activation_function!r}: llama.cpp's GPT-2 computes tanh GELU (gelu_new)")
+    writer.add_block_count(config.n_layer)
+    writer.add_context_length(config.n_positions)
+    writer.add_embedding_length(config.n_embd)
+    writer.add_feed_forward_length(config.n_inner or 4 * config.n_embd)
+    writer.add_head_count(config.n_head)
+    writer.add_layer_norm_eps(config.layer_norm_epsilon)
+    conv1d = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
+    return lambda hf_name, data: data.transpose(0, 1).contiguous() if hf_name.endswith(conv1d) else data
+
+
 def export(hf_dir: str | Path, out_file: str | Path, type_name: str = "f16") -> dict[str, Any]:
     """Writes `hf_dir`'s model as GGUF to `out_file`; returns what it wrote (the JSON line's fields)."""
     import gguf
@@ -194,78 +249,67 @@ def export(hf_dir: str | Path, out_file: str | Path, type_name: str = "f16") -> 
     except (ValueError, KeyError, OSError) as err:
         raise BadInput(f"{directory}: transformers cannot read its config ({err})") from err
     architectures = getattr(config, "architectures", None) or []
-    if config.model_type != "llama":
+    architectures_supported = _architectures()
+    if config.model_type not in architectures_supported:
         found = architectures[0] if architectures else type(config).__name__
         raise BadInput(f"{directory} is a {found} (model_type {config.model_type!r}); GGUF export supports {SUPPORTED}")
-    theta = rope_theta(config)
-    n_head, n_kv_head, n_layer = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads, config.num_hidden_layers
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
+    arch = architectures_supported[config.model_type]
 
     tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype="auto", **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype="auto", **kwargs)
+    except ValueError as err:
+        raise BadInput(f"{directory} has no language-model head ({err}); GGUF export writes language models") from err
     tied = bool(model.config.tie_word_embeddings)
 
     file_type = gguf.LlamaFileType.MOSTLY_F16 if type_name == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0
     requested = gguf.GGMLQuantizationType.F16 if type_name == "f16" else gguf.GGMLQuantizationType.Q8_0
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+    writer = gguf.GGUFWriter(path=None, arch=gguf.MODEL_ARCH_NAMES[arch])
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(directory.name)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_block_count(n_layer)
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_kv_head)
-    writer.add_key_length(head_dim)
-    writer.add_value_length(head_dim)
-    writer.add_rope_freq_base(theta)
-    writer.add_rope_dimension_count(head_dim)
-    params = getattr(config, "rope_parameters", None) or {}
-    if params.get("rope_type") == "linear":
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(float(params["factor"]))
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    transform = (llama_hparams if arch == gguf.MODEL_ARCH.LLAMA else gpt2_hparams)(writer, config)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(file_type)
     add_tokenizer(writer, tokenizer, config.vocab_size)
 
-    names = gguf.TensorNameMap(gguf.MODEL_ARCH.LLAMA, n_layer)
+    names = gguf.TensorNameMap(arch, config.num_hidden_layers)
     types: Counter[str] = Counter()
     unknown: list[str] = []
+
+    def add(name: str, data) -> None:
+        array = data.numpy()
+        qtype = tensor_type(name, array, requested)
+        try:
+            packed = gguf.quants.quantize(array, qtype)
+        except gguf.QuantError:
+            # Rows that are not whole Q8_0 blocks (32 values): F16, as convert_hf_to_gguf.py falls back.
+            qtype = gguf.GGMLQuantizationType.F16
+            packed = gguf.quants.quantize(array, qtype)
+        writer.add_tensor(name, packed, raw_dtype=qtype)
+        types[qtype.name] += 1
+
     with torch.no_grad():
         for hf_name, tensor in model.state_dict().items():
-            if tied and hf_name == "lm_head.weight":
-                continue  # llama.cpp uses token_embd when output.weight is absent
+            if tied and hf_name == "lm_head.weight" and arch == gguf.MODEL_ARCH.LLAMA:
+                continue  # llama.cpp's Llama uses token_embd when output.weight is absent
+            if hf_name.endswith((".attn.bias", ".attn.masked_bias")):
+                continue  # GPT-2's causal-mask buffers in older checkpoints, not weights
             name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if name is None:
                 unknown.append(hf_name)
                 continue
-            data = tensor.to(torch.float32)
-            if hf_name.endswith(("q_proj.weight", "q_proj.bias")):
-                data = permute(data, n_head)
-            elif hf_name.endswith(("k_proj.weight", "k_proj.bias")):
-                data = permute(data, n_kv_head)
-            array = data.numpy()
-            qtype = tensor_type(name, array, requested)
-            try:
-                packed = gguf.quants.quantize(array, qtype)
-            except gguf.QuantError:
-                # Rows that are not whole Q8_0 blocks (32 values): F16, as convert_hf_to_gguf.py falls back.
-                qtype = gguf.GGMLQuantizationType.F16
-                packed = gguf.quants.quantize(array, qtype)
-            writer.add_tensor(name, packed, raw_dtype=qtype)
-            types[qtype.name] += 1
+            add(name, transform(hf_name, tensor.to(torch.float32)))
     if unknown:
-        raise BadInput(f"tensors with no GGUF name for Llama: {unknown}; is this a Llama variant with extra weights?")
+        raise BadInput(f"tensors with no GGUF name for {gguf.MODEL_ARCH_NAMES[arch]}: {unknown}; is this a variant with extra weights?")
 
     writer.write_header_to_file(path=out)
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return {"file": str(out), "type": type_name, "architecture": "llama", "tensors": sum(types.values()), "bytes": out.stat().st_size, "tensorTypes": dict(sorted(types.items()))}
+    return {"file": str(out), "type": type_name, "architecture": gguf.MODEL_ARCH_NAMES[arch], "tensors": sum(types.values()), "bytes": out.stat().st_size, "tensorTypes": dict(sorted(types.items()))}
 
 
 def main(argv: list[str]) -> int:

@@ -135,6 +135,46 @@ class TinyLlamaGgufTest(unittest.TestCase):
         self.assertEqual(untied["tensors"]["output.weight"], "Q8_0")
 
 
+class TinyGpt2GgufTest(unittest.TestCase):
+    """GPT-2, the architecture a tfjs model exports as: Conv1D weights transposed, the tied head
+    written out, tanh GELU; read back by transformers, the checkpoint's logits."""
+
+    def test_logits_match_the_checkpoint(self) -> None:
+        from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
+
+        from tests.tiny_base import byte_level_tokenizer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "gpt2"
+            tokenizer = byte_level_tokenizer()
+            tokenizer.save_pretrained(source)
+            config = GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=64, n_layer=2, n_head=4, activation_function="gelu_new", layer_norm_epsilon=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+            torch.manual_seed(0)
+            model = GPT2LMHeadModel(config)
+            with torch.no_grad():  # norms and biases away from their defaults, so one stored wrong shows
+                for name, param in model.named_parameters():
+                    if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+                        param.uniform_(0.5, 1.5)
+                    elif name.endswith(".bias"):
+                        param.uniform_(-0.1, 0.1)
+            model.save_pretrained(source, safe_serialization=True)
+            ids = tokenizer(PROBE)["input_ids"]
+            expected = logits_of(model.eval(), ids)
+            out = Path(tmp) / "gpt2.f16.gguf"
+            code, stdout, stderr = run_export(source, out, "f16")
+            self.assertEqual(code, 0, stderr)
+            result = json.loads(stdout.strip().splitlines()[-1])
+            self.assertEqual(result["architecture"], "gpt2")
+            # token_embd, position_embd, output (the tied head, written out), output_norm weight and bias; per block 2 norms, qkv, out, up, down, each weight and bias.
+            self.assertEqual(result["tensors"], 5 + 2 * 12)
+            fields = gguf_fields(out)
+            self.assertEqual((fields["general.architecture"], fields["gpt2.block_count"], fields["gpt2.embedding_length"], fields["gpt2.feed_forward_length"]), ("gpt2", 2, 64, 256))
+            # transformers' GGUF reader maps gpt2.context_length to n_ctx, not n_positions (llama.cpp reads it as the context): given here.
+            got = logits_of(AutoModelForCausalLM.from_pretrained(out.parent, gguf_file=out.name, n_positions=64), ids)
+            self.assertLessEqual((got - expected).abs().max().item(), 5e-3 * expected.abs().max().item())
+            self.assertTrue(torch.equal(got.argmax(-1), expected.argmax(-1)))
+
+
 class RefusalTest(unittest.TestCase):
     def test_other_architectures_and_tokenizers_exit_3(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
+import { exportModel } from '../../activities/export';
 import { ExportError } from '../../activities/export/errors';
 import { exportTfjsModel } from '../../activities/export/tfjs-gpt2';
 import { initBackend } from '../../activities/ml/backend';
@@ -193,6 +194,27 @@ describe.each(['lm', 'lora', 'int8'])('a tfjs %s model exported as GPT-2', (kind
     }
   });
 });
+
+test("as GGUF (llama.cpp's GPT-2), it gives Tempered's token ids and logits within F16's rounding; a classifier is refused", async () => {
+  const out = path.join(dir, 'out-gguf');
+  const result = await exportModel(store, models.lm, { format: 'gguf', ggufType: 'f16', out, python });
+  expect(result).toMatchObject({ engine: 'tfjs', architecture: 'GPT2LMHeadModel' });
+  expect(result.files.map((f) => f.name)).toEqual(['model.f16.gguf']);
+  // transformers' GGUF reader takes gpt2.context_length for n_ctx, not n_positions: given.
+  const script = LM_SCRIPT.replace('GPT2LMHeadModel.from_pretrained(sys.argv[1])', 'GPT2LMHeadModel.from_pretrained(sys.argv[1], gguf_file="model.f16.gguf", n_positions=24)').replace(
+    'AutoTokenizer.from_pretrained(sys.argv[1])',
+    'AutoTokenizer.from_pretrained(sys.argv[1], gguf_file="model.f16.gguf")',
+  );
+  const gguf = await runPython<{ ids: number[][]; logits: number[][][] }>(script, out, JSON.stringify(TOKENIZER_TEXTS.slice(0, 8)), JSON.stringify(LOGIT_TEXTS));
+  TOKENIZER_TEXTS.slice(0, 8).forEach((text, i) => expect({ text, ids: gguf.ids[i] }).toEqual({ text, ids: tokenizer.encode(text) }));
+  for (const [i, text] of LOGIT_TEXTS.entries()) {
+    const ours = await temperedLogits(models.lm, text);
+    const scale = Math.max(...ours.flat().map(Math.abs));
+    // F16 keeps 11 significant bits of each weight (python/tests/test_export_gguf.py measures ~1e-3 of the largest logit).
+    expect(maxAbsDiff(ours, gguf.logits[i])).toBeLessThan(5e-3 * scale);
+  }
+  await expect(exportModel(store, models.classifier, { format: 'gguf', out: path.join(dir, 'out-gguf-cls'), python })).rejects.toThrow(/a tfjs classifier exports as GPT2Model .* use --format hf/);
+}, 300_000);
 
 test("a classifier exports as GPT2Model plus its mean-pooling head, which give Tempered's class logits", async () => {
   const out = path.join(dir, 'out-classifier');

@@ -34,6 +34,7 @@ stages:
   tokenizer: { type: tokenizer, input: [split], vocabSize: 300 }
   tfjs-a: { type: finetune, input: split, tokenizer: tokenizer, objective: classify, model: { layers: 1, dModel: 16, heads: 2, context: 24 }, steps: 3, batchSize: 8 }
   tfjs-b: { type: finetune, input: split, tokenizer: tokenizer, objective: classify, model: { layers: 1, dModel: 16, heads: 2, context: 24 }, steps: 6, batchSize: 8 }
+  tfjs-lm: { type: finetune, input: split, tokenizer: tokenizer, objective: causal-lm, model: { layers: 1, dModel: 32, heads: 2, context: 32 }, steps: 4, batchSize: 8 }
   torch: { type: finetune, input: split, base: bert, objective: classify, steps: 4, batchSize: 8, maxLength: 24, optimizer: { lr: 0.003 } }
   evaluate-tfjs-a: { type: evaluate, input: split, model: tfjs-a, robustness: false }
   evaluate-torch: { type: evaluate, input: split, model: torch, robustness: false }
@@ -73,6 +74,7 @@ beforeAll(async () => {
   await register('mail-tfjs', classifiers, 'tfjs-b');
   await promote(h.store, 'mail-torch', (await register('mail-torch', classifiers, 'torch')).version);
   await promote(h.store, 'tiny-lm', (await register('tiny-lm', language, 'lm')).version);
+  await promote(h.store, 'tfjs-lm', (await register('tfjs-lm', classifiers, 'tfjs-lm')).version);
 }, 900_000);
 
 afterAll(async () => {
@@ -258,6 +260,17 @@ test('a torch language model is served as GGUF on llama.cpp: completions and cha
   expect(classify.body.error.message).toMatch(/is a language model/);
   const metrics = await fetch(`${url}/metrics`).then((r) => r.text());
   expect(Number(/^tempered_serve_tokens_total\{kind="completion"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+}, 600_000);
+
+test('a tfjs language model is served as GGUF too, through its GPT-2 export', async () => {
+  const { url, stderr } = await serve(['tfjs-lm', '--gguf-type', 'q8_0', '--context', '64', '--parallel', '1']);
+  expect(stderr()).toMatch(/serving tfjs-lm v1 on llama\.cpp \(GGUF q8_0, cpu\)/);
+  const request = { prompt: 'meeting notes attached team', max_tokens: 6, temperature: 0 };
+  const [a, b] = [await post(`${url}/v1/completions`, request), await post(`${url}/v1/completions`, request)];
+  expect(a.status).toBe(200);
+  expect(a.body.usage.prompt_tokens).toBeGreaterThan(0);
+  expect(a.body.usage.completion_tokens).toBeGreaterThan(0);
+  expect(b.body.choices[0].text).toBe(a.body.choices[0].text);
 }, 600_000);
 
 /** The `data:` payloads of a server-sent event stream. */
