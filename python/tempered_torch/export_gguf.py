@@ -44,9 +44,10 @@ TYPES = ("f16", "q8_0")
 def _architectures():
     import gguf
 
-    return {"llama": gguf.MODEL_ARCH.LLAMA, "gpt2": gguf.MODEL_ARCH.GPT2}
+    # Mistral is Llama's computation and tensor names (llama.cpp converts it as Llama), but for its sliding window.
+    return {"llama": gguf.MODEL_ARCH.LLAMA, "mistral": gguf.MODEL_ARCH.LLAMA, "gpt2": gguf.MODEL_ARCH.GPT2}
 
-SUPPORTED = "Llama-architecture decoders (LlamaForCausalLM, e.g. SmolLM2) and GPT-2 (GPT2LMHeadModel, what a tfjs model exports as), with a byte-level BPE tokenizer"
+SUPPORTED = "Llama-architecture decoders (LlamaForCausalLM, e.g. SmolLM2; MistralForCausalLM, its context capped at its sliding window) and GPT-2 (GPT2LMHeadModel, what a tfjs model exports as), with a byte-level BPE tokenizer"
 
 # Hugging Face rope types llama.cpp's Llama reads from metadata alone. `llama3` needs a rope_freqs
 # tensor and `yarn` more keys; neither is written here, so such models are refused, not exported wrong.
@@ -190,7 +191,10 @@ def llama_hparams(writer, config):
     n_head, n_kv_head = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
     writer.add_block_count(config.num_hidden_layers)
-    writer.add_context_length(config.max_position_embeddings)
+    # llama.cpp's Llama attends to the whole context; a Mistral attends to its last `sliding_window`
+    # tokens. Up to the window they compute the same, so the context the file declares stops there.
+    window = getattr(config, "sliding_window", None)
+    writer.add_context_length(min(config.max_position_embeddings, window) if window else config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_feed_forward_length(config.intermediate_size)
     writer.add_head_count(n_head)

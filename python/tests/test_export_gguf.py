@@ -175,6 +175,33 @@ class TinyGpt2GgufTest(unittest.TestCase):
             self.assertTrue(torch.equal(got.argmax(-1), expected.argmax(-1)))
 
 
+class TinyMistralGgufTest(unittest.TestCase):
+    """A Mistral is written as llama.cpp's Llama, its declared context capped at its sliding window."""
+
+    def test_logits_match_and_the_context_stops_at_the_window(self) -> None:
+        from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+
+        from tests.tiny_base import byte_level_tokenizer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "tiny-sliding"  # not "mistral": transformers reads a GGUF named so as its own Mistral layout
+            tokenizer = byte_level_tokenizer()
+            tokenizer.save_pretrained(source)
+            config = MistralConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, sliding_window=128, rms_norm_eps=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+            torch.manual_seed(0)
+            model = MistralForCausalLM(config).eval()
+            model.save_pretrained(source, safe_serialization=True)
+            ids = tokenizer(PROBE)["input_ids"]
+            expected = logits_of(model, ids)
+            out = Path(tmp) / "mistral.f16.gguf"
+            code, stdout, stderr = run_export(source, out, "f16")
+            self.assertEqual(code, 0, stderr)
+            self.assertEqual(json.loads(stdout.strip().splitlines()[-1])["architecture"], "llama")
+            self.assertEqual(gguf_fields(out)["llama.context_length"], 128)
+            got = logits_of(AutoModelForCausalLM.from_pretrained(out.parent, gguf_file=out.name), ids)
+            self.assertLessEqual((got - expected).abs().max().item(), 5e-3 * expected.abs().max().item())
+
+
 class RefusalTest(unittest.TestCase):
     def test_other_architectures_and_tokenizers_exit_3(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
