@@ -127,7 +127,10 @@ async function exportTorch(store: ArtifactStore, outputs: Record<string, Artifac
 
 async function exportTfjs(store: ArtifactStore, outputs: Record<string, ArtifactRef>, options: ExportOptions, work: string, dir: string): Promise<Made> {
   if (!outputs.model) throw new ExportError('these outputs hold no model: export a finetune, distill or quantize stage, or a registered model');
-  if (options.format === 'peft') throw new ExportError('a tfjs model exports as one Hugging Face checkpoint (GPT-2) with any LoRA adapters merged: use --format hf');
+  if (options.format === 'peft') {
+    const made = await exportTfjsModel(store, outputs, dir, options.python, { peft: true });
+    return { engine: 'tfjs', architecture: made.architecture, notes: made.notes };
+  }
   // gguf: the GPT-2 checkpoint first, then llama.cpp's GPT-2 (a classifier has no LM head: refused there).
   const hfDir = options.format === 'gguf' ? path.join(work, 'hf') : dir;
   const made = await exportTfjsModel(store, outputs, hfDir, options.python);

@@ -80,7 +80,7 @@ export function gpt2Config(config: ResolvedModelConfig, tokenizer: BpeTokenizer)
  * classifier.safetensors (classifiers), tokenizer.json and tokenizer_config.json. `python` is
  * Tempered's Python environment's interpreter (ensurePythonEnv).
  */
-export async function exportTfjsModel(store: ArtifactStore, outputs: Record<string, ArtifactRef>, outDir: string, python: string): Promise<TfjsExport> {
+export async function exportTfjsModel(store: ArtifactStore, outputs: Record<string, ArtifactRef>, outDir: string, python: string, options: { peft?: boolean } = {}): Promise<TfjsExport> {
   if (outputs[DESCRIPTOR]) throw new ExportError(`these outputs are a torch model (${DESCRIPTOR}), not a tfjs one: export them with exportModel, which writes the stored Hugging Face checkpoint`);
   const missing = ['model', 'weights', 'tokenizer'].filter((name) => !outputs[name]);
   if (missing.length > 0) {
@@ -91,12 +91,17 @@ export async function exportTfjsModel(store: ArtifactStore, outputs: Record<stri
     throw new ExportError(`${outputs.model.uri} is not a tfjs model descriptor (format ${JSON.stringify(descriptor.format)}, version ${JSON.stringify(descriptor.version)}; expected tempered-model v1)`);
   }
   const notes: string[] = [];
-  if (descriptor.lora) notes.push(`LoRA adapters (rank ${descriptor.lora.options.rank}, ${descriptor.lora.options.targets.join(', ')}) merged into the weights`);
+  const peft = options.peft ? descriptor.lora?.options : undefined;
+  if (options.peft) {
+    if (!peft) throw new ExportError('this tfjs model has no LoRA adapters: it exports whole, as --format hf');
+    if (descriptor.objective === 'classify') throw new ExportError("a tfjs classifier's LoRA adapters sit under a mean-pooling head no transformers class has: use --format hf (adapters merged)");
+    notes.push(`PEFT LoRA adapters (rank ${peft.rank}, ${peft.targets.join(', ')}) over their base, exported as GPT-2 in base/: PeftModel.from_pretrained(GPT2LMHeadModel.from_pretrained("<dir>/base"), "<dir>")`);
+  } else if (descriptor.lora) notes.push(`LoRA adapters (rank ${descriptor.lora.options.rank}, ${descriptor.lora.options.targets.join(', ')}) merged into the weights`);
   if (descriptor.quantized) notes.push('int8 weights exported dequantized to float32: the values Tempered computes with, at float32 size');
 
   const work = await mkdtemp(path.join(os.tmpdir(), 'tempered-tfjs-gpt2-'));
   try {
-    const loaded = await loadModelArtifacts(store, outputs, { merge: true });
+    const loaded = await loadModelArtifacts(store, outputs, { merge: !peft });
     let job: Record<string, unknown>;
     try {
       const { gpt, tokenizer, labels } = loaded;
@@ -107,9 +112,17 @@ export async function exportTfjsModel(store: ArtifactStore, outputs: Record<stri
       if (classifier && !labels?.length) throw new ExportError(`${outputs.model.uri} is a classifier without labels; it cannot name its classes in config.json`);
       const weights = gpt.getWeights();
       if (!classifier) for (const name of Object.keys(weights)) if (name.startsWith('cls.')) delete weights[name]; // an LM's unused head
+      // PEFT: the base's weights as the checkpoint in base/, the adapters apart.
+      const adapters = peft ? Object.fromEntries(Object.entries(weights).filter(([name]) => name.includes('.lora_'))) : {};
+      for (const name of Object.keys(adapters)) delete weights[name];
       const { index, data } = packWeights(weights);
       await writeFile(path.join(work, 'weights.bin'), data);
-      job = { weights: 'weights.bin', tensors: index.tensors, gpt2: gpt2Config(gpt.config, tokenizer), tokenizer: tokenizer.toJSON(), labels: classifier ? labels : undefined, out_dir: path.resolve(outDir) };
+      job = { weights: 'weights.bin', tensors: index.tensors, gpt2: gpt2Config(gpt.config, tokenizer), tokenizer: tokenizer.toJSON(), labels: classifier ? labels : undefined, out_dir: path.resolve(peft ? path.join(outDir, 'base') : outDir) };
+      if (peft) {
+        const packed = packWeights(adapters);
+        await writeFile(path.join(work, 'adapters.bin'), packed.data);
+        job.peft = { weights: 'adapters.bin', tensors: packed.index.tensors, rank: peft.rank, alpha: peft.alpha, dropout: peft.dropout, targets: peft.targets, out_dir: path.resolve(outDir) };
+      }
       if (classifier) notes.push(`classifier: load the body with GPT2Model; its head (${labels!.length} classes) is classifier.safetensors over the mean of the final hidden states at the non-pad positions (no transformers class pools that way)`);
     } finally {
       loaded.gpt.dispose();
@@ -117,7 +130,7 @@ export async function exportTfjsModel(store: ArtifactStore, outputs: Record<stri
     const jobFile = path.join(work, 'job.json');
     await writeFile(jobFile, JSON.stringify(job));
     const result = await runExportModule<{ files: string[]; architecture: string }>(python, 'export_tfjs', [jobFile], work);
-    return { files: result.files, architecture: result.architecture, notes };
+    return { files: result.files, architecture: peft ? 'peft-lora' : result.architecture, notes };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -156,9 +156,66 @@ def run(job: dict[str, Any], work: Path) -> dict[str, Any]:
     # 4.x (most serving stacks) knows, and 5 loads it as the same class.
     tokenizer_config = out / "tokenizer_config.json"
     tokenizer_config.write_text(json.dumps({**json.loads(tokenizer_config.read_text(encoding="utf-8")), "tokenizer_class": "PreTrainedTokenizerFast"}, indent=2) + "\n", encoding="utf-8")
-    result = {"files": sorted(p.name for p in out.iterdir() if p.is_file()), "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
+    if job.get("peft"):
+        write_peft(job["peft"], work, config)
+        out = Path(job["peft"]["out_dir"])
+    result = {"files": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()), "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
     print(json.dumps({"tempered": "metrics", **result}), flush=True)
     return result
+
+
+# Tempered's LoRA targets and the GPT-2 module each sits on; query, key and value share the fused c_attn.
+PEFT_MODULES = {"query": "attn.c_attn", "key": "attn.c_attn", "value": "attn.c_attn", "output": "attn.c_proj", "mlpIn": "mlp.c_fc", "mlpOut": "mlp.c_proj"}
+QKV = ("query", "key", "value")
+
+
+def write_peft(peft: dict[str, Any], work: Path, config) -> None:
+    """A tfjs LoRA model's adapters as PEFT LoRA over GPT-2 (fan_in_fan_out: Conv1D's [in, out]).
+    Tempered adds scale·x·A·B (A [in, r], B [r, out], scale alpha/r); PEFT adds
+    (lora_alpha/R)·x·lora_Aᵀ·lora_Bᵀ. One target maps as lora_A = Aᵀ, lora_B = Bᵀ. On the fused
+    c_attn, the query/key/value adapters become one of rank R = r·(their number): lora_A stacks
+    their Aᵀ, lora_B places each Bᵀ in its third of the output rows (zeros elsewhere), so each third
+    gets exactly its own update; rank_pattern and alpha_pattern keep every module's scale alpha/r."""
+    from safetensors.torch import save_file
+
+    rank, alpha, targets = int(peft["rank"]), float(peft["alpha"]), list(peft["targets"])
+    scale = alpha / rank
+    tensors = read_tensors({"weights": peft["weights"], "tensors": peft["tensors"]}, work)
+    d = config.n_embd
+    state: dict[str, torch.Tensor] = {}
+    fused = [t for t in QKV if t in targets]
+    for layer in range(config.n_layer):
+        stem = f"base_model.model.transformer.h.{layer}"
+        adapter = lambda target, part: tensors[f"h.{layer}.{'mlp' if target.startswith('mlp') else 'attn'}.lora_{target}.{part}"]
+        if fused:
+            a = torch.cat([adapter(t, "A").T for t in fused])  # [R, in]
+            b = torch.zeros(3 * d, rank * len(fused))
+            for i, t in enumerate(fused):
+                third = QKV.index(t)
+                b[third * d : (third + 1) * d, i * rank : (i + 1) * rank] = adapter(t, "B").T
+            state[f"{stem}.attn.c_attn.lora_A.weight"], state[f"{stem}.attn.c_attn.lora_B.weight"] = a.contiguous(), b
+        for t in [t for t in targets if t not in QKV]:
+            state[f"{stem}.{PEFT_MODULES[t]}.lora_A.weight"] = adapter(t, "A").T.contiguous()
+            state[f"{stem}.{PEFT_MODULES[t]}.lora_B.weight"] = adapter(t, "B").T.contiguous()
+    out = Path(peft["out_dir"])
+    save_file(state, str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    modules = sorted({PEFT_MODULES[t] for t in targets})
+    pattern = {"attn.c_attn": rank * len(fused)} if fused else {}
+    adapter_config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": "base",
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": float(peft.get("dropout", 0.0)),
+        "target_modules": modules,
+        "fan_in_fan_out": True,
+        "bias": "none",
+        "rank_pattern": pattern,
+        "alpha_pattern": {key: scale * value for key, value in pattern.items()},
+        "inference_mode": True,
+    }
+    (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:

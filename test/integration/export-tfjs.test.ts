@@ -216,6 +216,28 @@ test("as GGUF (llama.cpp's GPT-2), it gives Tempered's token ids and logits with
   await expect(exportModel(store, models.classifier, { format: 'gguf', out: path.join(dir, 'out-gguf-cls'), python })).rejects.toThrow(/a tfjs classifier exports as GPT2Model .* use --format hf/);
 }, 300_000);
 
+test("a LoRA model as PEFT adapters over its GPT-2 base computes Tempered's logits; a model without adapters is refused", async () => {
+  const out = path.join(dir, 'out-peft');
+  const result = await exportModel(store, models.lora, { format: 'peft', out, python });
+  expect(result).toMatchObject({ engine: 'tfjs', architecture: 'peft-lora' });
+  expect(result.files.map((f) => f.name)).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors', 'base/config.json', 'base/model.safetensors', 'base/tokenizer.json']));
+  const script = `
+import sys, json, torch
+from peft import PeftModel
+from transformers import AutoTokenizer, GPT2LMHeadModel
+model = PeftModel.from_pretrained(GPT2LMHeadModel.from_pretrained(sys.argv[1] + "/base"), sys.argv[1]).eval()
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1] + "/base")
+out = {"logits": []}
+with torch.no_grad():
+    for t in json.loads(sys.argv[2]):
+        out["logits"].append(model(torch.tensor([tokenizer(t)["input_ids"][:24]])).logits[0].tolist())
+print(json.dumps(out))
+`;
+  const peft = await runPython<{ logits: number[][][] }>(script, out, JSON.stringify(LOGIT_TEXTS));
+  for (const [i, text] of LOGIT_TEXTS.entries()) expect(maxAbsDiff(await temperedLogits(models.lora, text), peft.logits[i])).toBeLessThan(TOLERANCE);
+  await expect(exportModel(store, models.lm, { format: 'peft', out: path.join(dir, 'out-peft-none'), python })).rejects.toThrow(/has no LoRA adapters: it exports whole, as --format hf/);
+}, 300_000);
+
 test("a classifier exports as GPT2Model plus its mean-pooling head, which give Tempered's class logits", async () => {
   const out = path.join(dir, 'out-classifier');
   const exported = await exportTfjsModel(store, models.classifier, out, python);
