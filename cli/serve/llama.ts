@@ -52,17 +52,23 @@ export async function loadLlamaModel(file: string, options: LlamaOptions): Promi
     else free.push(sequence);
   };
 
-  /** Runs `generate` on a fresh sequence; counts the prompt and reply tokens it evaluated. */
-  const onSequence = async (generate: (sequence: Sequence) => Promise<{ text: string; stopReason: string }>): Promise<Generation> => {
+  /**
+   * Runs `generate` on a fresh sequence. Prompt tokens are the ones it evaluated as input. Reply
+   * tokens: `maxTokens` when it stopped there; else the ones it reported as they came. (Neither
+   * count of node-llama-cpp is exact alone: the meter's output count holds one evaluation more than
+   * were generated, and a token that ends inside a UTF-8 character is never reported.)
+   */
+  const onSequence = async (maxTokens: number, generate: (sequence: Sequence, onToken: (tokens: unknown[]) => void) => Promise<{ text: string; stopReason: string }>): Promise<Generation> => {
     const sequence = await acquire();
     try {
       await sequence.clearHistory();
-      const before = { input: sequence.tokenMeter.usedInputTokens, output: sequence.tokenMeter.usedOutputTokens };
-      const { text, stopReason } = await generate(sequence);
+      const before = sequence.tokenMeter.usedInputTokens;
+      let generated = 0;
+      const { text, stopReason } = await generate(sequence, (tokens) => (generated += tokens.length));
       return {
         text,
-        promptTokens: sequence.tokenMeter.usedInputTokens - before.input,
-        completionTokens: sequence.tokenMeter.usedOutputTokens - before.output,
+        promptTokens: sequence.tokenMeter.usedInputTokens - before,
+        completionTokens: stopReason === 'maxTokens' ? maxTokens : generated,
         finishReason: stopReason === 'maxTokens' ? 'length' : 'stop',
       };
     } finally {
@@ -84,18 +90,18 @@ export async function loadLlamaModel(file: string, options: LlamaOptions): Promi
     kind: 'language',
     engine: `llama.cpp (${options.label}, ${options.gpu ? 'cuda' : 'cpu'})`,
     complete(prompt, o) {
-      return onSequence(async (contextSequence) => {
-        const result = await new lib.LlamaCompletion({ contextSequence }).generateCompletionWithMeta(prompt, sampling(o));
+      return onSequence(o.maxTokens, async (contextSequence, onToken) => {
+        const result = await new lib.LlamaCompletion({ contextSequence }).generateCompletionWithMeta(prompt, { ...sampling(o), onToken });
         return { text: result.response, stopReason: result.metadata.stopReason };
       });
     },
     chat(messages: ChatMessage[], o) {
       if (messages.length === 0 || messages.at(-1)!.role !== 'user') throw new RequestError('the last message must be the user\'s', 'messages');
-      return onSequence(async (contextSequence) => {
+      return onSequence(o.maxTokens, async (contextSequence, onToken) => {
         const chat = new lib.LlamaChat({ contextSequence });
         try {
           const history = messages.map((m) => (m.role === 'assistant' ? { type: 'model' as const, response: [m.content] } : { type: m.role, text: m.content }));
-          const result = await chat.generateResponse([...history, { type: 'model', response: [] }], sampling(o));
+          const result = await chat.generateResponse([...history, { type: 'model', response: [] }], { ...sampling(o), onToken });
           return { text: result.response, stopReason: result.metadata.stopReason };
         } finally {
           chat.dispose({ disposeSequence: false });

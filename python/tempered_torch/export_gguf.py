@@ -49,9 +49,10 @@ def _architectures():
 
 SUPPORTED = "Llama-architecture decoders (LlamaForCausalLM, e.g. SmolLM2; MistralForCausalLM, its context capped at its sliding window) and GPT-2 (GPT2LMHeadModel, what a tfjs model exports as), with a byte-level BPE tokenizer"
 
-# Hugging Face rope types llama.cpp's Llama reads from metadata alone. `llama3` needs a rope_freqs
-# tensor and `yarn` more keys; neither is written here, so such models are refused, not exported wrong.
-ROPE_TYPES = ("default", "linear")
+# Hugging Face rope types written: `default` and `linear` as metadata, `llama3` (Llama 3.1+) as
+# llama.cpp's rope_freqs tensor. `yarn` and others need keys not written here, so such models are
+# refused, not exported wrong.
+ROPE_TYPES = ("default", "linear", "llama3")
 
 
 def pre_tokenizer_names() -> dict[tuple, str]:
@@ -186,7 +187,8 @@ def rope_theta(config) -> float:
 
 
 def llama_hparams(writer, config):
-    """A Llama's hyperparameters as llama.cpp reads them; returns its tensor transform (q/k permuted)."""
+    """A Llama's hyperparameters as llama.cpp reads them; returns its tensor transform (q/k permuted)
+    and the tensors it adds (llama3 rope's rope_freqs)."""
     theta = rope_theta(config)
     n_head, n_kv_head = config.num_attention_heads, config.num_key_value_heads or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
@@ -218,12 +220,27 @@ def llama_hparams(writer, config):
             return permute(data, n_kv_head)
         return data
 
-    return transform
+    extra = {"rope_freqs.weight": llama3_rope_factors(config, head_dim, theta)} if params.get("rope_type") == "llama3" else {}
+    return transform, extra
+
+
+def llama3_rope_factors(config, head_dim: int, theta: float):
+    """Llama 3's rope scaling as llama.cpp takes it: per frequency, the factor its rotation angle is
+    divided by (rope_freqs). Taken from transformers' own llama3 frequencies, so the file rotates as
+    the checkpoint does: factor_i = default_inv_freq_i / llama3_inv_freq_i."""
+    import torch
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    scaled, attention_factor = ROPE_INIT_FUNCTIONS["llama3"](config, "cpu")
+    if abs(float(attention_factor) - 1.0) > 1e-9:
+        raise BadInput(f"llama3 rope with attention factor {attention_factor}: llama.cpp's Llama applies none")
+    default = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).to(torch.float32) / head_dim))
+    return (default / scaled.to(torch.float32)).to(torch.float32)
 
 
 def gpt2_hparams(writer, config):
     """GPT-2's hyperparameters (convert_hf_to_gguf.py's GPT2Model); returns its tensor transform:
-    Conv1D weights, stored [in, out], transposed to llama.cpp's [out, in]. (A tfjs model exports as
+    Conv1D weights, stored [in, out], transposed to llama.cpp's [out, in] (and no added tensors). (A tfjs model exports as
     GPT-2, tanh GELU, which is the GELU llama.cpp's GPT-2 computes.)"""
     if getattr(config, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         raise BadInput(f"GPT-2 with activation {config.activation_function!r}: llama.cpp's GPT-2 computes tanh GELU (gelu_new)")
@@ -234,7 +251,7 @@ def gpt2_hparams(writer, config):
     writer.add_head_count(config.n_head)
     writer.add_layer_norm_eps(config.layer_norm_epsilon)
     conv1d = (".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight")
-    return lambda hf_name, data: data.transpose(0, 1).contiguous() if hf_name.endswith(conv1d) else data
+    return (lambda hf_name, data: data.transpose(0, 1).contiguous() if hf_name.endswith(conv1d) else data), {}
 
 
 def export(hf_dir: str | Path, out_file: str | Path, type_name: str = "f16") -> dict[str, Any]:
@@ -274,7 +291,7 @@ def export(hf_dir: str | Path, out_file: str | Path, type_name: str = "f16") -> 
     writer.add_type(gguf.GGUFType.MODEL)
     writer.add_name(directory.name)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    transform = (llama_hparams if arch == gguf.MODEL_ARCH.LLAMA else gpt2_hparams)(writer, config)
+    transform, extra = (llama_hparams if arch == gguf.MODEL_ARCH.LLAMA else gpt2_hparams)(writer, config)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(file_type)
     add_tokenizer(writer, tokenizer, config.vocab_size)
@@ -306,6 +323,8 @@ def export(hf_dir: str | Path, out_file: str | Path, type_name: str = "f16") -> 
                 unknown.append(hf_name)
                 continue
             add(name, transform(hf_name, tensor.to(torch.float32)))
+        for name, data in extra.items():
+            add(name, data)
     if unknown:
         raise BadInput(f"tensors with no GGUF name for {gguf.MODEL_ARCH_NAMES[arch]}: {unknown}; is this a variant with extra weights?")
 

@@ -202,6 +202,42 @@ class TinyMistralGgufTest(unittest.TestCase):
             self.assertLessEqual((got - expected).abs().max().item(), 5e-3 * expected.abs().max().item())
 
 
+class Llama3RopeGgufTest(unittest.TestCase):
+    """Llama 3's rope scaling as llama.cpp's rope_freqs: dividing the default frequencies by it gives
+    the frequencies the checkpoint itself rotates by."""
+
+    def test_rope_freqs_give_the_checkpoints_frequencies(self) -> None:
+        import gguf
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        from tests.tiny_base import byte_level_tokenizer
+
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "tiny-llama3"
+            tokenizer = byte_level_tokenizer()
+            tokenizer.save_pretrained(source)
+            theta, head_dim = 50000.0, 16
+            rope = {"rope_type": "llama3", "rope_theta": theta, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+            config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rope_parameters=rope, rms_norm_eps=1e-5, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+            torch.manual_seed(0)
+            model = LlamaForCausalLM(config).eval()
+            model.save_pretrained(source, safe_serialization=True)
+            out = Path(tmp) / "llama3.f16.gguf"
+            code, _, stderr = run_export(source, out, "f16")
+            self.assertEqual(code, 0, stderr)
+            tensors = {t.name: t for t in gguf.GGUFReader(out).tensors}
+            self.assertEqual(tensors["rope_freqs.weight"].tensor_type.name, "F32")
+            factors = torch.tensor(tensors["rope_freqs.weight"].data.copy(), dtype=torch.float64)
+            default = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+            checkpoint = model.model.rotary_emb.inv_freq.to(torch.float64)
+            self.assertEqual(factors.shape, checkpoint.shape)
+            self.assertTrue(torch.allclose(default / factors, checkpoint, rtol=1e-5))
+            # Long wavelengths slowed by the full factor, short ones kept: the scaling is really there.
+            self.assertAlmostEqual(float(factors.max()), 8.0, places=4)
+            self.assertAlmostEqual(float(factors.min()), 1.0, places=6)
+            self.assertEqual(gguf_fields(out)["llama.rope.freq_base"], theta)
+
+
 class RefusalTest(unittest.TestCase):
     def test_other_architectures_and_tokenizers_exit_3(self) -> None:
         with tempfile.TemporaryDirectory() as tmp:
