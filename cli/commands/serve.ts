@@ -29,7 +29,14 @@ export function registerServe(cli: Command): void {
       let python: Promise<string> | undefined;
       const load = (version: import('../../activities/registry/model-registry').ModelVersion) =>
         loadServedModel(store, version, {
-          python: () => (python ??= ensurePythonEnv({ log }).then((env) => env.python)),
+          python: () =>
+            (python ??= ensurePythonEnv({ log }).then(
+              (env) => env.python,
+              (err: unknown) => {
+                python = undefined; // the next load tries again
+                throw err;
+              },
+            )),
           cacheDir: path.resolve(opts.cacheDir),
           ggufType: opts.ggufType,
           parallel: opts.parallel,
@@ -40,9 +47,11 @@ export function registerServe(cli: Command): void {
           log,
         });
       let metrics: Awaited<ReturnType<typeof startHttpServer>>['metricsOf'] | undefined;
+      let firstLoadSeconds = 0;
       const slot = new ModelSlot(() => resolveReference(store, reference), reference, load, {
         loaded: (served, previous, seconds) => {
           log(`serving ${served.version.name} v${served.version.version} on ${served.model.engine} (${previous ? `was v${previous.version.version}; ` : ''}loaded in ${seconds.toFixed(1)} s)`);
+          firstLoadSeconds ||= seconds;
           metrics?.swaps.inc();
           metrics?.loadSeconds.set(seconds);
           metrics?.model.reset();
@@ -57,6 +66,7 @@ export function registerServe(cli: Command): void {
       const http = await startHttpServer(slot, { host: opts.host, port: opts.port, log });
       metrics = http.metricsOf;
       metrics.swaps.inc();
+      metrics.loadSeconds.set(firstLoadSeconds);
       metrics.model.set({ model: served.version.name, version: String(served.version.version), engine: served.model.engine }, 1);
       log(`listening on ${http.url} (${served.model.kind === 'language' ? 'POST /v1/completions, /v1/chat/completions' : 'POST /v1/classify'}; GET /healthz, /metrics)${slot.follows && opts.poll > 0 ? `; following ${reference} every ${opts.poll} s` : ''}`);
       await new Promise<void>((resolve) => {

@@ -20,26 +20,31 @@ import type { ModelSlot, Served } from './model-slot';
 /** Bodies above this are refused (413). */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-const stop = z.union([z.string(), z.array(z.string()).max(4)]).optional();
+// OpenAI's clients send null for a field left unset (the Python SDK for every None): null is unset.
+const unset = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
+const stop = unset(z.union([z.string(), z.array(z.string()).max(4)]));
 const sampling = {
-  model: z.string().optional(),
-  max_tokens: z.number().int().min(1).max(8192).optional(),
-  max_completion_tokens: z.number().int().min(1).max(8192).optional(),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().gt(0).max(1).optional(),
-  seed: z.number().int().optional(),
+  model: unset(z.string()),
+  max_tokens: unset(z.number().int().min(1).max(8192)),
+  max_completion_tokens: unset(z.number().int().min(1).max(8192)),
+  temperature: unset(z.number().min(0).max(2)),
+  top_p: unset(z.number().gt(0).max(1)),
+  seed: unset(z.number().int()),
   stop,
-  stream: z.boolean().optional(),
-  n: z.literal(1, { error: 'only n = 1 is served' }).optional(),
-  user: z.string().optional(),
+  stream: unset(z.boolean()),
+  n: unset(z.literal(1, { error: 'only n = 1 is served' })),
+  user: unset(z.string()),
 };
-const completionRequest = z.object({ ...sampling, prompt: z.union([z.string(), z.array(z.string()).length(1, { error: 'give one prompt per request' })]) });
+const completionRequest = z.object({
+  ...sampling,
+  prompt: z.union([z.string(), z.array(z.string())], { error: 'a string, or a list holding one string' }).refine((p) => typeof p === 'string' || p.length === 1, 'give one prompt per request'),
+});
 const content = z.union([z.string(), z.array(z.object({ type: z.literal('text'), text: z.string() })).min(1)]);
 const chatRequest = z.object({
   ...sampling,
   messages: z.array(z.object({ role: z.enum(['system', 'developer', 'user', 'assistant']), content })).min(1),
 });
-const classifyRequest = z.object({ model: z.string().optional(), input: z.union([z.string(), z.array(z.string()).min(1).max(256)]) });
+const classifyRequest = z.object({ model: unset(z.string()), input: z.union([z.string(), z.array(z.string()).min(1).max(256)]) });
 
 export interface ServerOptions {
   host: string;
@@ -51,7 +56,8 @@ export interface RunningServer {
   server: Server;
   url: string;
   metrics: Registry;
-  close(): Promise<void>;
+  /** Stops accepting connections and resolves when the ones open have ended (cut after `graceMs`). */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Metrics a server keeps (names under `tempered_serve_`). */
@@ -81,6 +87,7 @@ export type ServeMetrics = ReturnType<typeof serveMetrics>;
 export async function startHttpServer(slot: ModelSlot, options: ServerOptions, registry = new Registry()): Promise<RunningServer & { metricsOf: ServeMetrics }> {
   collectDefaultMetrics({ register: registry });
   const m = serveMetrics(registry);
+  const { log } = options;
   const name = slot.reference.replace(/@.*$/, '');
 
   const route = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
@@ -90,8 +97,9 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
       return json(res, 200, { status: 'ok', model: name, version: served.version.version, engine: served.model.engine, kind: served.model.kind, loadedAt: served.loadedAt.toISOString() });
     }
     if (req.method === 'GET' && path === '/metrics') {
+      const text = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType });
-      return void res.end(await registry.metrics());
+      return void res.end(text);
     }
     if (req.method === 'GET' && path === '/v1/models') {
       const served = slot.served;
@@ -178,6 +186,7 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
       // Headers are gone: the error travels as an event, as OpenAI's streams do.
       send({ error: { message: (err as Error).message, type: 'server_error', param: null, code: null } });
       res.end('data: [DONE]\n\n');
+      if (!aborted.signal.aborted) log(`serve: a streamed answer failed: ${(err as Error).stack ?? (err as Error).message}`);
       throw Object.assign(err as Error, { reported: true });
     }
   };
@@ -199,7 +208,10 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
     throw new RequestError(`this server serves "${name}" (now version ${served.version.version}), not "${requested}"; leave "model" out or name "${name}"`, 'model', 404, 'model_not_found');
   };
 
+  let closing = false;
   const server = createServer((req, res) => {
+    // Stopping: answer what is asked on open connections, and close each after its answer.
+    if (closing) res.setHeader('connection', 'close');
     const path = (req.url ?? '/').split('?')[0];
     const routeLabel = ['/healthz', '/metrics', '/v1/models', '/v1/completions', '/v1/chat/completions', '/v1/classify'].includes(path) ? path : 'other';
     const endTimer = m.latency.startTimer({ route: routeLabel });
@@ -213,6 +225,7 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
       if (err.reported) return;
       if (err instanceof RequestError) return fail(res, err.status, err.message, err.code, err.param);
       if (err instanceof BodyError) return fail(res, err.status, err.message, 'invalid_request');
+      if (res.destroyed) return; // the client left; its answer was stopped, not failed
       options.log(`serve: ${req.method} ${path} failed: ${err.stack ?? err.message}`);
       fail(res, 500, `the model failed to answer: ${err.message}`, 'server_error', undefined, 'server_error');
     });
@@ -229,10 +242,15 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
     url: `http://${host}:${address.port}`,
     metrics: registry,
     metricsOf: m,
-    close: () =>
+    close: (graceMs = 30_000) =>
       new Promise<void>((resolve) => {
+        closing = true;
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Keep-alive connections that were busy go once their answers end; any still open after the grace are cut.
+        const idle = setInterval(() => server.closeIdleConnections(), 250);
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.once('close', () => (clearInterval(idle), clearTimeout(cut)));
       }),
   };
 }

@@ -21,7 +21,10 @@ function llamaRuntime(gpu: boolean): Promise<{ lib: NodeLlamaCpp; llama: Llama }
     const lib = await importEsm('node-llama-cpp');
     const llama = await lib.getLlama({ gpu: gpu ? 'cuda' : false, build: 'never', logLevel: lib.LlamaLogLevel.error });
     return { lib, llama };
-  })();
+  })().catch((err: unknown) => {
+    runtime = undefined; // the next load tries again
+    throw err;
+  });
   return runtime;
 }
 
@@ -42,7 +45,11 @@ export async function loadLlamaModel(file: string, options: LlamaOptions): Promi
   // Threads default to the cores this process may use: llama.cpp's own default counts the
   // machine's cores, which in a container limited to fewer oversubscribes them (measured: 12x slower).
   const threads = options.threads ?? os.availableParallelism();
-  const context = await model.createContext({ sequences: options.parallel, contextSize: options.contextSize * options.parallel, threads });
+  // contextSize is each sequence's (node-llama-cpp allocates it per sequence), at most what the model was trained for.
+  const context = await model.createContext({ sequences: options.parallel, contextSize: Math.min(options.contextSize, model.trainContextSize), threads }).catch(async (err: unknown) => {
+    await model.dispose();
+    throw err;
+  });
   const free: Sequence[] = Array.from({ length: options.parallel }, () => context.getSequence());
   const waiting: Array<(s: Sequence) => void> = [];
   const acquire = (): Promise<Sequence> => (free.length > 0 ? Promise.resolve(free.pop()!) : new Promise((resolve) => waiting.push(resolve)));
@@ -91,8 +98,13 @@ export async function loadLlamaModel(file: string, options: LlamaOptions): Promi
     engine: `llama.cpp (${options.label}, ${options.gpu ? 'cuda' : 'cpu'})`,
     complete(prompt, o) {
       return onSequence(o.maxTokens, async (contextSequence, onToken) => {
-        const result = await new lib.LlamaCompletion({ contextSequence }).generateCompletionWithMeta(prompt, { ...sampling(o), onToken });
-        return { text: result.response, stopReason: result.metadata.stopReason };
+        const completion = new lib.LlamaCompletion({ contextSequence });
+        try {
+          const result = await completion.generateCompletionWithMeta(prompt, { ...sampling(o), onToken });
+          return { text: result.response, stopReason: result.metadata.stopReason };
+        } finally {
+          completion.dispose({ disposeSequence: false });
+        }
       });
     },
     chat(messages: ChatMessage[], o) {

@@ -55,7 +55,8 @@ export class ModelSlot {
   /** Loads the version the reference names now; throws what keeps it from serving. */
   async start(pollMs: number): Promise<Served> {
     await this.refresh(true);
-    if (this.follows && pollMs > 0) this.schedule(pollMs);
+    // A pinned version is looked up too: the same version comes back, but a broken model is reloaded.
+    if (pollMs > 0) this.schedule(pollMs);
     return this.current!;
   }
 

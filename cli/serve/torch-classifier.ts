@@ -24,6 +24,8 @@ export async function startTorchClassifier(python: string, job: ModelJob, work: 
   const jobFile = path.join(dir, 'job.json');
   await writeFile(jobFile, JSON.stringify({ ...job, ...(threads ? { threads } : {}) }));
   const child = spawn(python, ['-m', 'tempered_torch.serve', jobFile], { cwd: dir, env: pythonRunEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  // A write to a process that just died fails with EPIPE: its exit, below, answers the requests.
+  child.stdin!.on('error', () => undefined);
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     stderr.push(line);
@@ -75,12 +77,13 @@ export async function startTorchClassifier(python: string, job: ModelJob, work: 
   }
 
   lines.on('line', (line) => {
-    let message: { tempered?: string; labels?: string[]; device?: string; id?: number; predictions?: Prediction[]; error?: string };
+    let message: { tempered?: string; labels?: string[]; device?: string; id?: number; predictions?: Prediction[]; error?: string } | null;
     try {
       message = JSON.parse(line);
     } catch {
       return; // a library's print, not an answer
     }
+    if (typeof message !== 'object' || message === null) return;
     if (message.tempered === 'ready') {
       device = message.device ?? device;
       return ready(message.labels ?? []);
@@ -109,7 +112,13 @@ export async function startTorchClassifier(python: string, job: ModelJob, work: 
   });
   child.on('error', (err) => failedToStart(err));
 
-  classifier.labels = await started;
+  try {
+    classifier.labels = await started;
+  } catch (err) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   classifier.engine = `torch (${device})`;
   return classifier;
 }

@@ -22,6 +22,10 @@ from .inference import windows
 from .predict import load_model
 
 
+# Windows per forward pass.
+WINDOW_BATCH = 16
+
+
 def class_logits(model, tokenizer, texts: list[str], max_length: int, overlap: int | None, device) -> Any:
     """[len(texts), classes] logits: each text truncated to max_length, or with `overlap` the mean
     over its overlapping windows (inference.score_windows' rule)."""
@@ -32,8 +36,12 @@ def class_logits(model, tokenizer, texts: list[str], max_length: int, overlap: i
         return model(**batch).logits.float()
     per_text = [windows(tokenizer, text, max_length, overlap) for text in texts]
     flat = [ids for ws in per_text for ids in ws]
-    batch = tokenizer.pad({"input_ids": flat}, return_tensors="pt").to(device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    # In slices, as score_windows does: a long text is many windows.
+    chunks = []
+    for at in range(0, len(flat), WINDOW_BATCH):
+        batch = tokenizer.pad({"input_ids": flat[at : at + WINDOW_BATCH]}, return_tensors="pt").to(device)
+        chunks.append(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float())
+    logits = torch.cat(chunks)
     out, start = [], 0
     for ws in per_text:
         out.append(logits[start : start + len(ws)].mean(0))
@@ -65,10 +73,11 @@ def run(job: dict[str, Any]) -> None:
             with torch.no_grad():
                 probabilities = torch.softmax(class_logits(model, tokenizer, texts, max_length, overlap, device), dim=-1).tolist() if texts else []
             predictions = [{"label": labels[max(range(len(p)), key=p.__getitem__)], "scores": dict(zip(labels, p))} for p in probabilities]
-            answer: dict[str, Any] = {"id": request.get("id"), "predictions": predictions}
+            # allow_nan=False: a NaN score is an error answer, not a line JSON cannot parse.
+            line = json.dumps({"id": request.get("id"), "predictions": predictions}, allow_nan=False)
         except Exception as err:  # one bad request is answered, never the end of the server
-            answer = {"id": request.get("id"), "error": f"{type(err).__name__}: {err}"}
-        print(json.dumps(answer), flush=True)
+            line = json.dumps({"id": request.get("id"), "error": f"{type(err).__name__}: {err}"})
+        print(line, flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -200,7 +200,7 @@ test('a tfjs classifier follows its champion: a promotion and a rollback under l
 }, 600_000);
 
 test('bad requests are answered 400/404 in OpenAI\'s error shape, naming what is wrong', async () => {
-  const { url } = await serve(['mail-tfjs@1', '--poll', '0']);
+  const { url, child } = await serve(['mail-tfjs@1', '--poll', '0']);
   const missing = await post(`${url}/v1/classify`, { text: 'hello' });
   expect(missing.status).toBe(400);
   expect(missing.body.error).toMatchObject({ type: 'invalid_request_error', param: 'input' });
@@ -217,6 +217,12 @@ test('bad requests are answered 400/404 in OpenAI\'s error shape, naming what is
   expect((await fetch(`${url}/v2/nothing`)).status).toBe(404);
   // The server still answers after all of them.
   expect((await post(`${url}/v1/classify`, { model: 'mail-tfjs', input: 'meeting notes' })).status).toBe(200);
+  // SIGTERM with a keep-alive connection open (fetch keeps them): the server ends at once, cleanly.
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const started = Date.now();
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  expect(Date.now() - started).toBeLessThan(10_000);
 }, 600_000);
 
 test('a torch language model is served as GGUF on llama.cpp: completions and chat, whole and streamed alike', async () => {
