@@ -3,6 +3,7 @@ import { mkdtempSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { exportGguf } from '../activities/export/gguf';
+import { importNodeLlamaCpp } from '../cli/serve/llama';
 import { ensurePythonEnv, pythonRunEnv } from '../infra/python-env';
 
 // GGUF Q8_0 against F16 (and the package's own Q4_1) for the same model in the same run, on
@@ -13,9 +14,6 @@ import { ensurePythonEnv, pythonRunEnv } from '../infra/python-env';
 // The seed article claims INT8 makes inference 3-4x faster; llama.cpp's own figures for Q8_0 vs
 // F16 on CPU are nearer 1.8x. Usage: npm run build && node dist/bench/gguf-int8.js [rounds=3]
 
-type NodeLlamaCpp = typeof import('node-llama-cpp');
-// node-llama-cpp is ESM with top-level await: a real import(), which CommonJS output would turn into require().
-const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<NodeLlamaCpp>;
 
 interface Measure {
   promptTokensPerSec: number;
@@ -34,7 +32,7 @@ async function main(): Promise<void> {
     files[type] = path.join(work, `smollm2.${type}.gguf`);
     await exportGguf(python, smol, files[type], type);
   }
-  const { getLlama, LlamaCompletion } = await importEsm('node-llama-cpp');
+  const { getLlama, LlamaCompletion } = await importNodeLlamaCpp();
   const llama = await getLlama({ gpu: false, build: 'never' });
   const threads = os.cpus().length;
   const words = 'the team meeting notes attached please review the report before lunch and send the invoice'.split(' ');

@@ -46,28 +46,15 @@ export function registerServe(cli: Command): void {
           specDir: process.cwd(),
           log,
         });
-      let metrics: Awaited<ReturnType<typeof startHttpServer>>['metricsOf'] | undefined;
-      let firstLoadSeconds = 0;
       const slot = new ModelSlot(() => resolveReference(store, reference), reference, load, {
-        loaded: (served, previous, seconds) => {
-          log(`serving ${served.version.name} v${served.version.version} on ${served.model.engine} (${previous ? `was v${previous.version.version}; ` : ''}loaded in ${seconds.toFixed(1)} s)`);
-          firstLoadSeconds ||= seconds;
-          metrics?.swaps.inc();
-          metrics?.loadSeconds.set(seconds);
-          metrics?.model.reset();
-          metrics?.model.set({ model: served.version.name, version: String(served.version.version), engine: served.model.engine }, 1);
-        },
+        loaded: (served, previous) =>
+          log(`serving ${served.version.name} v${served.version.version} on ${served.model.engine} (${previous ? `was v${previous.version.version}; ` : ''}loaded in ${served.loadSeconds.toFixed(1)} s)`),
         loadFailed: (version, err) => {
-          metrics?.loadFailures.inc();
           log(`could not load ${version ? `${version.name} v${version.version}` : reference}, still serving ${slot.served ? `v${slot.served.version.version}` : 'nothing'}: ${(err as Error).message}`);
         },
       });
       const served = await slot.start(opts.poll * 1000);
       const http = await startHttpServer(slot, { host: opts.host, port: opts.port, log });
-      metrics = http.metricsOf;
-      metrics.swaps.inc();
-      metrics.loadSeconds.set(firstLoadSeconds);
-      metrics.model.set({ model: served.version.name, version: String(served.version.version), engine: served.model.engine }, 1);
       log(`listening on ${http.url} (${served.model.kind === 'language' ? 'POST /v1/completions, /v1/chat/completions' : 'POST /v1/classify'}; GET /healthz, /metrics)${slot.follows && opts.poll > 0 ? `; following ${reference} every ${opts.poll} s` : ''}`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

@@ -60,8 +60,8 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Metrics a server keeps (names under `tempered_serve_`). */
-function serveMetrics(registry: Registry) {
+/** Metrics a server keeps (names under `tempered_serve_`); the model's are read from `slot` when scraped. */
+function serveMetrics(registry: Registry, slot: ModelSlot) {
   return {
     requests: new Counter({ name: 'tempered_serve_requests_total', help: 'Requests answered, by route and HTTP status', labelNames: ['route', 'status'], registers: [registry] }),
     latency: new Histogram({
@@ -74,19 +74,50 @@ function serveMetrics(registry: Registry) {
     inFlight: new Gauge({ name: 'tempered_serve_requests_in_flight', help: 'Requests being answered now', registers: [registry] }),
     tokens: new Counter({ name: 'tempered_serve_tokens_total', help: 'Tokens evaluated, by kind (prompt or completion)', labelNames: ['kind'], registers: [registry] }),
     texts: new Counter({ name: 'tempered_serve_classified_texts_total', help: 'Texts classified', registers: [registry] }),
-    model: new Gauge({ name: 'tempered_serve_model_info', help: 'The model version serving now (value 1)', labelNames: ['model', 'version', 'engine'], registers: [registry] }),
-    swaps: new Counter({ name: 'tempered_serve_model_loads_total', help: 'Model versions loaded (the first and every swap)', registers: [registry] }),
-    loadFailures: new Counter({ name: 'tempered_serve_model_load_failures_total', help: 'Versions that failed to load (the previous kept serving)', registers: [registry] }),
-    loadSeconds: new Gauge({ name: 'tempered_serve_model_load_seconds', help: 'How long the serving version took to load', registers: [registry] }),
+    model: new Gauge({
+      name: 'tempered_serve_model_info',
+      help: 'The model version serving now (value 1)',
+      labelNames: ['model', 'version', 'engine'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const served = slot.served;
+        if (served) this.set({ model: served.version.name, version: String(served.version.version), engine: served.model.engine }, 1);
+      },
+    }),
+    loads: new Counter({
+      name: 'tempered_serve_model_loads_total',
+      help: 'Model versions loaded (the first and every swap)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(slot.counts.loads);
+      },
+    }),
+    loadFailures: new Counter({
+      name: 'tempered_serve_model_load_failures_total',
+      help: 'Versions that failed to load (the previous kept serving)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(slot.counts.loadFailures);
+      },
+    }),
+    loadSeconds: new Gauge({
+      name: 'tempered_serve_model_load_seconds',
+      help: 'How long the serving version took to load',
+      registers: [registry],
+      collect() {
+        this.set(slot.served?.loadSeconds ?? 0);
+      },
+    }),
   };
 }
 
-export type ServeMetrics = ReturnType<typeof serveMetrics>;
-
 /** Starts the HTTP server over `slot`; resolves once it listens. */
-export async function startHttpServer(slot: ModelSlot, options: ServerOptions, registry = new Registry()): Promise<RunningServer & { metricsOf: ServeMetrics }> {
+export async function startHttpServer(slot: ModelSlot, options: ServerOptions, registry = new Registry()): Promise<RunningServer> {
   collectDefaultMetrics({ register: registry });
-  const m = serveMetrics(registry);
+  const m = serveMetrics(registry, slot);
   const { log } = options;
   const name = slot.reference.replace(/@.*$/, '');
 
@@ -241,7 +272,6 @@ export async function startHttpServer(slot: ModelSlot, options: ServerOptions, r
     server,
     url: `http://${host}:${address.port}`,
     metrics: registry,
-    metricsOf: m,
     close: (graceMs = 30_000) =>
       new Promise<void>((resolve) => {
         closing = true;

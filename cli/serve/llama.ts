@@ -6,19 +6,22 @@ import { RequestError, type ChatMessage, type GenerateOptions, type Generation, 
 // llama.cpp evaluates together in one batch; a request takes a free sequence, starts it empty, and
 // gives it back; requests beyond `parallel` wait for one.
 
-type NodeLlamaCpp = typeof import('node-llama-cpp');
+export type NodeLlamaCpp = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 type Sequence = ReturnType<Awaited<ReturnType<Awaited<ReturnType<Llama['loadModel']>>['createContext']>>['getSequence']>;
 
 // node-llama-cpp is ESM with top-level await: a real import(), which CommonJS output would turn into require().
 const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<NodeLlamaCpp>;
 
+/** node-llama-cpp's module. */
+export const importNodeLlamaCpp = (): Promise<NodeLlamaCpp> => importEsm('node-llama-cpp');
+
 let runtime: Promise<{ lib: NodeLlamaCpp; llama: Llama }> | undefined;
 
 /** The llama.cpp runtime, loaded once per process: CUDA when asked and its prebuilt binary loads. */
 function llamaRuntime(gpu: boolean): Promise<{ lib: NodeLlamaCpp; llama: Llama }> {
   runtime ??= (async () => {
-    const lib = await importEsm('node-llama-cpp');
+    const lib = await importNodeLlamaCpp();
     const llama = await lib.getLlama({ gpu: gpu ? 'cuda' : false, build: 'never', logLevel: lib.LlamaLogLevel.error });
     return { lib, llama };
   })().catch((err: unknown) => {

@@ -12,6 +12,7 @@ export interface Served {
   model: ServedModel;
   version: ModelVersion;
   loadedAt: Date;
+  loadSeconds: number;
 }
 
 interface Entry extends Served {
@@ -20,7 +21,7 @@ interface Entry extends Served {
 }
 
 export interface SlotEvents {
-  loaded?: (served: Served, previous: Served | undefined, seconds: number) => void;
+  loaded?: (served: Served, previous: Served | undefined) => void;
   loadFailed?: (version: ModelVersion | undefined, err: unknown) => void;
 }
 
@@ -33,6 +34,8 @@ export class ModelSlot {
   private refreshing?: Promise<void>;
   private failures = new Map<string, { count: number; until: number }>();
   private closed = false;
+  /** Versions loaded (the first and every swap) and loads that failed, since start. */
+  readonly counts = { loads: 0, loadFailures: 0 };
 
   constructor(
     /** What the reference names now (the registry: `resolveReference(store, reference)`). */
@@ -89,15 +92,17 @@ export class ModelSlot {
       try {
         model = await this.load(version);
       } catch (err) {
+        this.counts.loadFailures++;
         const count = (failed?.count ?? 0) + 1;
         this.failures.set(key, { count, until: Date.now() + Math.min(MAX_RETRY_MS, 5000 * 2 ** (count - 1)) });
         throw err;
       }
       this.failures.delete(key);
       if (this.closed) return void (await model.dispose());
-      const next: Entry = { model, version, loadedAt: new Date(), leases: 0, retired: false };
+      const next: Entry = { model, version, loadedAt: new Date(), loadSeconds: (performance.now() - started) / 1000, leases: 0, retired: false };
       this.current = next;
-      this.events.loaded?.(next, current, (performance.now() - started) / 1000);
+      this.counts.loads++;
+      this.events.loaded?.(next, current);
       if (current) await this.retire(current);
     } catch (err) {
       if (strict) throw err;
